@@ -1,0 +1,155 @@
+"""Open the DuckDB warehouse, apply migrations, and wait out another process's lock.
+
+DuckDB lets one process hold a database file read-write and locks every other process out,
+readers included. newsmon keeps write transactions short and closes the file between
+batches; both readers and writers retry the open within a bounded wait
+(`storage.lock_wait_seconds`), so a query during the nightly run waits at most one batch.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Iterator
+
+import duckdb
+
+__all__ = [
+    "WarehouseError",
+    "WarehouseLocked",
+    "connect",
+    "open_database",
+    "migrate",
+    "applied_migrations",
+    "available_migrations",
+]
+
+
+class WarehouseError(RuntimeError):
+    """The warehouse could not be opened or used."""
+
+
+class WarehouseLocked(WarehouseError):
+    """Another process held the database file for longer than the allowed wait."""
+
+
+def available_migrations() -> list[tuple[int, str, str]]:
+    """Return (version, name, sql) for every bundled migration, in order."""
+    found: list[tuple[int, str, str]] = []
+    folder = resources.files("warehouse") / "migrations"
+    for entry in folder.iterdir():
+        name = entry.name
+        if not name.endswith(".sql"):
+            continue
+        version = int(name.split("_", 1)[0])
+        found.append((version, name, entry.read_text(encoding="utf-8")))
+    found.sort()
+    versions = [v for v, _, _ in found]
+    if len(versions) != len(set(versions)):
+        raise WarehouseError(f"two migrations share a version number: {versions}")
+    return found
+
+
+def applied_migrations(con: duckdb.DuckDBPyConnection) -> list[int]:
+    """Return the migration versions recorded in the database."""
+    exists = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'"
+    ).fetchone()
+    if not exists or not exists[0]:
+        return []
+    return [row[0] for row in con.execute("SELECT version FROM schema_version ORDER BY version").fetchall()]
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> list[int]:
+    """Apply the migrations not yet recorded, each in its own transaction; return those applied."""
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS schema_version ("
+        " version INTEGER PRIMARY KEY, name VARCHAR NOT NULL,"
+        " applied_at TIMESTAMPTZ NOT NULL DEFAULT current_timestamp)"
+    )
+    done = set(applied_migrations(con))
+    applied: list[int] = []
+    for version, name, sql in available_migrations():
+        if version in done:
+            continue
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(sql)
+            con.execute("INSERT INTO schema_version (version, name) VALUES (?, ?)", [version, name])
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+        applied.append(version)
+    return applied
+
+
+def _is_lock_error(exc: Exception) -> bool:
+    message = str(exc).lower()
+    return "lock" in message and ("conflicting" in message or "could not set lock" in message)
+
+
+def open_database(
+    path: str | Path,
+    *,
+    read_only: bool = False,
+    lock_wait_seconds: float = 30.0,
+    timezone: str | None = None,
+) -> duckdb.DuckDBPyConnection:
+    """Open the database file, retrying while another process holds it; migrate when writable."""
+    path = Path(path)
+    if read_only and not path.exists():
+        raise WarehouseError(f"{path}: no database yet (run `newsmon run` or `newsmon demo` first)")
+    if not read_only:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + lock_wait_seconds
+    delay = 0.02
+    while True:
+        try:
+            con = duckdb.connect(str(path), read_only=read_only)
+            break
+        except duckdb.Error as exc:
+            if not _is_lock_error(exc):
+                raise WarehouseError(f"{path}: cannot open database: {exc}") from None
+            if time.monotonic() >= deadline:
+                raise WarehouseLocked(
+                    f"{path}: still locked by another process after {lock_wait_seconds:.0f} s"
+                ) from None
+            # Jitter so a reader and a writer do not retry in lockstep.
+            time.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 1.6, 0.5)
+    try:
+        if timezone:
+            con.execute(f"SET TimeZone = '{_checked_timezone(timezone)}'")
+        if not read_only:
+            migrate(con)
+    except Exception:
+        con.close()
+        raise
+    return con
+
+
+def _checked_timezone(name: str) -> str:
+    # SET does not take bound parameters; allow only what IANA names contain.
+    if not name or any(not (ch.isalnum() or ch in "/_+-") for ch in name):
+        raise WarehouseError(f"invalid timezone name {name!r}")
+    return name
+
+
+@contextmanager
+def connect(
+    path: str | Path,
+    *,
+    read_only: bool = False,
+    lock_wait_seconds: float = 30.0,
+    timezone: str | None = None,
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open the warehouse for as long as the block needs it, then release the file."""
+    con = open_database(path, read_only=read_only, lock_wait_seconds=lock_wait_seconds, timezone=timezone)
+    try:
+        yield con
+    finally:
+        con.close()
