@@ -1,0 +1,229 @@
+"""The nightly ingest: poll feeds, fetch new articles, extract, tag, store, record the run.
+
+Tasks are per feed and per batch of articles, never per article: a Prefect task costs
+milliseconds and a background API record each, which would dominate a night of thousands of
+articles. The batch loop fetches batch k+1 while batch k is extracted on the process pool.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Sequence
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NONE as NO_CACHE
+from prefect.context import get_run_context
+
+from newsmon.config import FeedConfig, FetchSettings, Settings, load_settings
+from newsmon.fetch import Fetcher
+from newsmon.ingest import FeedPoll, fetch_jobs, plan_jobs, poll_feed
+from newsmon.processing import PageJob, Processed, TaggingConfig, process_batch
+from warehouse import store
+from warehouse.store import ErrorRecord, FeedState, RunCounts
+
+__all__ = ["nightly_ingest", "RunSummary"]
+
+
+@dataclass
+class RunSummary:
+    run_id: str
+    database: str
+    started_at: datetime
+    finished_at: datetime | None = None
+    status: str = "running"
+    counts: RunCounts = field(default_factory=RunCounts)
+    feed_lines: list[str] = field(default_factory=list)
+    errors: int = 0
+
+    def as_dict(self) -> dict[str, object]:
+        return {"run_id": self.run_id, "status": self.status, "database": self.database,
+                **asdict(self.counts), "errors": self.errors}
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@task(name="poll-feed", retries=2, retry_delay_seconds=[5, 30], cache_policy=NO_CACHE)
+async def poll_feed_task(feed: FeedConfig, state: FeedState | None, settings: FetchSettings,
+                         now: datetime) -> FeedPoll:
+    """Poll one feed (conditional GET, body hash, parse)."""
+    async with Fetcher(settings) as fetcher:
+        return await poll_feed(fetcher, feed, state, now, settings)
+
+
+@task(name="fetch-articles", retries=2, retry_delay_seconds=[5, 30], cache_policy=NO_CACHE)
+async def fetch_batch_task(jobs: list[PageJob], settings: FetchSettings) -> list[PageJob]:
+    """Fetch one batch of article pages concurrently."""
+    async with Fetcher(settings) as fetcher:
+        return await fetch_jobs(fetcher, jobs)
+
+
+@task(name="extract-and-tag", cache_policy=NO_CACHE)
+def extract_and_tag_task(jobs: list[PageJob], tagging: TaggingConfig, workers: int) -> list[Processed]:
+    """Extract, date and tag one batch on the process pool."""
+    return process_batch(jobs, tagging, workers)
+
+
+@task(name="store-batch", retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
+def store_batch_task(database: str, run_id: str, processed: list[Processed],
+                     lock_wait: float) -> tuple[store.StoreResult, int, int, int]:
+    """Store one batch in one transaction and record its failures."""
+    now = _now()
+    records = [p.record for p in processed if p.record is not None]
+    errors = [ErrorRecord(url=p.job_url, stage="page", error=p.fallback_reason, at=now)
+              for p in processed if p.record is not None and p.fallback_reason]
+    errors += [ErrorRecord(url=p.job_url, stage="extract", error=p.error or "unknown", at=now)
+               for p in processed if p.record is None]
+    result = store.store_articles(Path(database), records, run_id, lock_wait=lock_wait)
+    store.record_errors(Path(database), run_id, errors, lock_wait=lock_wait)
+    fallback = sum(1 for p in processed if p.record is not None and p.fallback_reason)
+    failed = sum(1 for p in processed if p.record is None)
+    return result, fallback, failed, len(errors)
+
+
+@flow(name="nightly-ingest", log_prints=False)
+def nightly_ingest(config_path: str | None = None) -> dict[str, object]:
+    """Poll every feed, store tonight's new articles, and record the run."""
+    settings = load_settings(config_path)
+    summary = begin_run(settings)
+    try:
+        polls = poll_all_feeds(settings, summary)
+        jobs = plan_new_articles(settings, polls, summary)
+        ingest_articles(settings, jobs, summary)
+        summary.status = "completed"
+    except BaseException as exc:
+        summary.status = "failed"
+        end_run(settings, summary, error=f"{type(exc).__name__}: {exc}")
+        raise
+    end_run(settings, summary)
+    publish_summary(summary)
+    return summary.as_dict()
+
+
+def begin_run(settings: Settings) -> RunSummary:
+    """Record the start of a run in `runs`."""
+    context = get_run_context()
+    flow_run = getattr(context, "flow_run", None)
+    summary = RunSummary(run_id=uuid.uuid4().hex[:12], database=str(settings.database_path),
+                         started_at=_now())
+    store.start_run(settings.database_path, summary.run_id,
+                    str(flow_run.id) if flow_run else None, summary.started_at,
+                    lock_wait=settings.storage.lock_wait_seconds)
+    return summary
+
+
+def poll_all_feeds(settings: Settings, summary: RunSummary) -> list[FeedPoll]:
+    """Poll each configured feed in its own task and save what they answered."""
+    logger = get_run_logger()
+    now = _now()
+    states = store.load_feed_states(settings.database_path, [f.url for f in settings.feeds],
+                                    lock_wait=settings.storage.lock_wait_seconds)
+    futures = [poll_feed_task.submit(feed, states.get(feed.url), settings.fetch, now)
+               for feed in settings.feeds]
+    polls: list[FeedPoll] = []
+    for feed, future in zip(settings.feeds, futures):
+        try:
+            poll = future.result()
+        except Exception as exc:  # the task's own retries are spent
+            poll = FeedPoll(feed, "failed", (), FeedState(url=feed.url, name=feed.name),
+                            ErrorRecord(url=feed.url, stage="feed", error=f"{type(exc).__name__}: {exc}",
+                                        at=now, feed_url=feed.url))
+        polls.append(poll)
+        line = f"{feed.name}: {poll.outcome}"
+        if poll.outcome == "ok":
+            line += f", {len(poll.entries)} entries" + (f" (feed is malformed: {poll.bozo_reason})"
+                                                        if poll.bozo_reason else "")
+        if poll.error:
+            line += f": {poll.error.error}"
+        logger.info(line)
+        summary.feed_lines.append(line)
+    store.save_feed_states(settings.database_path, [p.state for p in polls],
+                           lock_wait=settings.storage.lock_wait_seconds)
+    errors = [p.error for p in polls if p.error]
+    store.record_errors(settings.database_path, summary.run_id, errors,
+                        lock_wait=settings.storage.lock_wait_seconds)
+    summary.errors += len(errors)
+    summary.counts = RunCounts(
+        feeds_ok=sum(p.outcome == "ok" for p in polls),
+        feeds_not_modified=sum(p.outcome in ("not_modified", "unchanged") for p in polls),
+        feeds_failed=sum(p.outcome == "failed" for p in polls),
+    )
+    return polls
+
+
+def plan_new_articles(settings: Settings, polls: Sequence[FeedPoll], summary: RunSummary) -> list[PageJob]:
+    """Drop entries whose article is already stored, before any fetch."""
+    candidates = {url for p in polls for e in p.entries for url in (e.url, e.link)}
+    known = store.known_urls(settings.database_path, candidates,
+                             lock_wait=settings.storage.lock_wait_seconds)
+    jobs, already = plan_jobs(polls, known, _now())
+    summary.counts = _add(summary.counts, articles_duplicate=already)
+    get_run_logger().info(f"{len(jobs)} new articles to fetch, {already} already stored")
+    return jobs
+
+
+def ingest_articles(settings: Settings, jobs: Sequence[PageJob], summary: RunSummary) -> None:
+    """Fetch, extract, tag and store the new articles batch by batch."""
+    size = max(1, settings.extract.batch_size)
+    batches = [list(jobs[i:i + size]) for i in range(0, len(jobs), size)]
+    if not batches:
+        return
+    tagging = TaggingConfig(
+        themes_file=settings.themes.file or None,
+        entities_file=settings.themes.entities_file or None,
+        kind=settings.themes.tagger,
+        fast_extraction=settings.extract.fast,
+        keep_raw_html=settings.storage.keep_raw_html,
+    )
+    pending = fetch_batch_task.submit(batches[0], settings.fetch)
+    for index in range(len(batches)):
+        fetched = pending.result()
+        if index + 1 < len(batches):
+            pending = fetch_batch_task.submit(batches[index + 1], settings.fetch)
+        processed = extract_and_tag_task(fetched, tagging, settings.extract.workers)
+        result, fallback, failed, errors = store_batch_task(
+            str(settings.database_path), summary.run_id, processed, settings.storage.lock_wait_seconds)
+        summary.counts = _add(summary.counts, articles_new=result.new,
+                              articles_duplicate=result.duplicate,
+                              articles_failed=failed, articles_fallback=fallback)
+        summary.errors += errors
+
+
+def _add(counts: RunCounts, **more: int) -> RunCounts:
+    values = asdict(counts)
+    for key, value in more.items():
+        values[key] += value
+    return RunCounts(**values)
+
+
+def end_run(settings: Settings, summary: RunSummary, error: str | None = None) -> None:
+    """Record the run's counts and final status."""
+    summary.finished_at = _now()
+    store.finish_run(settings.database_path, summary.run_id, summary.counts, summary.finished_at,
+                     summary.status, error, lock_wait=settings.storage.lock_wait_seconds)
+
+
+def publish_summary(summary: RunSummary) -> None:
+    """Publish the run's summary as a Prefect markdown artifact."""
+    c = summary.counts
+    lines = [
+        f"# Nightly ingest {summary.run_id}: {summary.status}",
+        "",
+        "| feeds ok | not modified | failed | articles new | duplicate | failed | from feed content |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+        f"| {c.feeds_ok} | {c.feeds_not_modified} | {c.feeds_failed} | {c.articles_new} "
+        f"| {c.articles_duplicate} | {c.articles_failed} | {c.articles_fallback} |",
+        "",
+        f"{summary.errors} failures recorded in `fetch_errors`. Database: `{summary.database}`.",
+        "",
+        "## Feeds",
+        "",
+        *[f"- {line}" for line in summary.feed_lines],
+    ]
+    create_markdown_artifact(key="nightly-ingest-summary", markdown="\n".join(lines),
+                             description=f"Nightly ingest run {summary.run_id}")

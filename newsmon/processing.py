@@ -1,0 +1,181 @@
+"""Turn fetched pages and feed entries into warehouse records: extract, date, tag, hash.
+
+This is the CPU-bound middle of the night. `process_batch` fans out over a process pool so
+both cores extract; each worker loads the tagger once. Everything here is deterministic and
+free of network and database I/O, so the same code serves the nightly flow, `reextract`,
+and a Dask worker.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Sequence
+
+import zstandard
+
+from parsers.articles import ExtractedArticle, extract_article
+from parsers.dates import choose_published
+from parsers.entities import find_entities, load_gazetteer
+from parsers.text import content_hash, normalise_text
+from parsers.themes import load_tagger
+from warehouse.store import ArticleRecord, EntityRow, ThemeRow
+
+__all__ = ["PageJob", "Processed", "TaggingConfig", "process_one", "process_batch"]
+
+
+@dataclass(frozen=True)
+class TaggingConfig:
+    themes_file: str | None = None
+    entities_file: str | None = None
+    kind: str = "lexical"
+    fast_extraction: bool = False
+    keep_raw_html: bool = True
+
+
+@dataclass(frozen=True)
+class PageJob:
+    """One new article: its feed entry and, when the fetch worked, the page."""
+
+    article_id: str
+    url: str
+    feed_url: str
+    feed_name: str
+    guid: str | None
+    entry_title: str | None
+    entry_summary: str | None
+    entry_text: str | None  # the feed's own content, the fallback when the page fails
+    entry_author: str | None
+    entry_published: datetime | None
+    first_seen: datetime
+    aliases: tuple[str, ...] = ()
+    body: bytes | None = None  # None: the page could not be fetched
+    final_url: str | None = None
+    status: int | None = None
+    content_type: str | None = None
+    fetch_error: str | None = None
+
+
+@dataclass(frozen=True)
+class Processed:
+    """The record to store, or None with the reason it could not be made."""
+
+    job_url: str
+    record: ArticleRecord | None
+    fallback_reason: str | None  # set when feed content stood in for the page
+    error: str | None  # set when nothing could be stored
+
+
+class _Worker:
+    """Per-process state: the tagger and gazetteer, loaded once."""
+
+    def __init__(self, config: TaggingConfig) -> None:
+        self.config = config
+        self.tagger = load_tagger(config.themes_file, kind=config.kind)
+        self.gazetteer = load_gazetteer(config.entities_file)
+        self.compressor = zstandard.ZstdCompressor(level=6)
+
+
+_WORKER: _Worker | None = None  # one per pool process, set by the pool's initializer
+
+
+def _init_worker(config: TaggingConfig) -> None:
+    global _WORKER
+    _WORKER = _Worker(config)
+
+
+def _run_in_worker(job: PageJob) -> Processed:
+    assert _WORKER is not None, "pool initializer did not run"
+    return _process(job, _WORKER)
+
+
+def process_one(job: PageJob, config: TaggingConfig) -> Processed:
+    """Process one job in this process (tests, small batches)."""
+    return _process(job, _Worker(config))
+
+
+def process_batch(jobs: Sequence[PageJob], config: TaggingConfig, workers: int) -> list[Processed]:
+    """Process jobs on `workers` processes (in this process when workers <= 1), order kept."""
+    if not jobs:
+        return []
+    if workers <= 1 or len(jobs) == 1:
+        worker = _Worker(config)
+        return [_process(job, worker) for job in jobs]
+    # forkserver: children fork from a clean single-threaded server, not from a process
+    # that runs Prefect's threads, and the server preloads the heavy imports once.
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["newsmon.processing"])
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context,
+                             initializer=_init_worker, initargs=(config,)) as pool:
+        return list(pool.map(_run_in_worker, jobs, chunksize=max(1, len(jobs) // (workers * 4))))
+
+
+def _process(job: PageJob, worker: _Worker) -> Processed:
+    extracted: ExtractedArticle | None = None
+    if job.body is not None:
+        extracted = extract_article(job.body, job.final_url or job.url,
+                                    content_type=job.content_type, fast=worker.config.fast_extraction)
+    page_text = normalise_text(extracted.text) if extracted else ""
+    fallback_reason: str | None = None
+    if page_text:
+        text, text_source = page_text, "page"
+    else:
+        text = normalise_text(job.entry_text or job.entry_summary or "")
+        text_source = "feed"
+        fallback_reason = job.fetch_error or "page yielded no text"
+        if not text:
+            return Processed(job.url, None, None,
+                             f"{fallback_reason}; the feed gives no content to fall back on")
+
+    title = (extracted.title if extracted and extracted.title else None) or job.entry_title
+    published, date_source = choose_published(
+        job.entry_published, extracted.published_at if extracted else None, job.url, job.first_seen
+    )
+    result = worker.tagger.tag(text, title=title)
+    entities = find_entities(f"{title or ''}\n{text}", worker.gazetteer)
+    html_zstd = None
+    if job.body is not None and worker.config.keep_raw_html:
+        html_zstd = worker.compressor.compress(job.body)
+    record = ArticleRecord(
+        id=job.article_id,
+        url=job.url,
+        title=title,
+        source=(extracted.site_name if extracted and extracted.site_name else None) or job.feed_name,
+        published_at=published,
+        date_source=date_source,
+        fetched_at=job.first_seen,
+        language=extracted.language if extracted else None,
+        author=(extracted.author if extracted and extracted.author else None) or job.entry_author,
+        text=text,
+        text_source=text_source,
+        relevant=result.relevant,
+        relevance=result.relevance,
+        themes_version=result.themes_version,
+        feed_url=job.feed_url,
+        guid=job.guid,
+        summary=job.entry_summary,
+        # Empty pages must not collide with each other, so their hash falls back to the URL.
+        content_hash=content_hash(text) if text else content_hash(f"url:{job.url}"),
+        aliases=job.aliases,
+        themes=tuple(ThemeRow(t.theme, t.score, t.evidence) for t in result.tags),
+        entities=tuple(EntityRow(e.entity, e.kind, e.mentions) for e in entities),
+        final_url=job.final_url,
+        status=job.status,
+        content_type=job.content_type,
+        html_zstd=html_zstd,
+    )
+    return Processed(job.url, record, fallback_reason, None)
+
+
+def default_workers() -> int:
+    """Return the number of extraction processes to use by default: one per core."""
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+
+
+def themes_file_or_none(path: str) -> str | None:
+    """Return an explicit themes file path, or None for the bundled one."""
+    return str(Path(path)) if path else None
