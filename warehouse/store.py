@@ -353,13 +353,12 @@ def stored_pages(path: Path, *, after_id: str = "", limit: int = 200,
 
 
 def update_extractions(path: Path, rows: Sequence[dict[str, object]], *, lock_wait: float = 30.0) -> int:
-    """Replace extracted fields of stored articles (reextract): text, title, author, language, source, dates."""
+    """Replace the extracted fields of stored articles (reextract): text, title, author, language, source."""
     if not rows:
         return 0
     table = pa.Table.from_pylist(list(rows), schema=pa.schema([
         ("id", pa.string()), ("title", pa.string()), ("author", pa.string()),
         ("language", pa.string()), ("source", pa.string()), ("text", pa.string()),
-        ("published_at", _TS), ("date_source", pa.string()),
     ]))
     with connect(path, lock_wait_seconds=lock_wait) as con:
         con.execute("BEGIN TRANSACTION")
@@ -369,8 +368,7 @@ def update_extractions(path: Path, rows: Sequence[dict[str, object]], *, lock_wa
                 """UPDATE articles AS a SET
                        title = coalesce(s.title, a.title), author = coalesce(s.author, a.author),
                        language = coalesce(s.language, a.language), source = coalesce(s.source, a.source),
-                       text = s.text, text_source = 'page',
-                       published_at = s.published_at, date_source = s.date_source
+                       text = s.text, text_source = 'page'
                    FROM staged_extractions s WHERE a.id = s.id AND length(s.text) > 0"""
             )
             con.execute("COMMIT")
