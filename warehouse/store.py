@@ -330,14 +330,14 @@ def record_errors(path: Path, run_id: str | None, errors: Sequence[ErrorRecord],
     if not errors:
         return
     table = pa.Table.from_pylist(
-        [{"run_id": run_id, "at": e.at, "url": e.url, "feed_url": e.feed_url, "stage": e.stage,
+        [{"run_id": run_id, "occurred_at": e.at, "url": e.url, "feed_url": e.feed_url, "stage": e.stage,
           "error": e.error} for e in errors],
-        schema=pa.schema([("run_id", pa.string()), ("at", _TS), ("url", pa.string()),
+        schema=pa.schema([("run_id", pa.string()), ("occurred_at", _TS), ("url", pa.string()),
                           ("feed_url", pa.string()), ("stage", pa.string()), ("error", pa.string())]),
     )
     with connect(path, lock_wait_seconds=lock_wait) as con:
         con.register("staged_errors", table)
-        con.execute("INSERT INTO fetch_errors SELECT run_id, at, url, feed_url, stage, error FROM staged_errors")
+        con.execute("INSERT INTO fetch_errors SELECT run_id, occurred_at, url, feed_url, stage, error FROM staged_errors")
 
 
 def stored_pages(path: Path, *, after_id: str = "", limit: int = 200,

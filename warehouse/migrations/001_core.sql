@@ -91,7 +91,7 @@ CREATE TABLE runs (
 
 CREATE TABLE fetch_errors (
     run_id      VARCHAR,
-    at          TIMESTAMPTZ NOT NULL,
+    occurred_at TIMESTAMPTZ NOT NULL,
     url         VARCHAR NOT NULL,
     feed_url    VARCHAR,
     stage       VARCHAR NOT NULL,              -- feed | parse | robots | page | extract | store

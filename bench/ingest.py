@@ -1,0 +1,186 @@
+"""Benchmark the nightly ingest against a bare trafilatura loop over the same pages.
+
+Builds 2,000 distinct article pages from the corpus pages, serves them through 20 feeds spread
+over loopback addresses 127.0.0.2-127.0.0.21 (so per-host limits act as on the web), and
+measures in one run:
+
+  (a) the first nightly run's wall time vs a single-process `trafilatura.extract()` loop
+      over the same HTML (goal: ratio <= 0.75);
+  (b) a second run with nothing new (goal: <= 5 % of the first, zero article fetches);
+  (c) peak memory (RSS) of the run's process tree (goal: <= 400 MB).
+
+Both nightly runs happen in one child process (whose whole process tree is sampled for RSS):
+the first run's time includes Prefect's ephemeral start-up, the second does not need one. The
+flows' own durations (from the `runs` table) are printed too.
+
+Usage: .venv/bin/python bench/ingest.py [--articles 2000] [--feeds 20] [--hosts 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import duckdb
+import psutil
+import trafilatura
+from newsmon.demo_site import MultiHostSite, build_bench_site
+
+from newsmon.commands.ingest import write_demo_config
+
+
+def baseline_seconds(pages: list[Path]) -> float:
+    """Time the bare single-process extraction loop."""
+    start = time.perf_counter()
+    for page in pages:
+        trafilatura.extract(page.read_bytes())
+    return time.perf_counter() - start
+
+
+def child(config: str) -> None:
+    """Run the nightly flow twice in this process and print each call's wall time."""
+    from flows.nightly import nightly_ingest
+
+    times = []
+    for night in range(2):
+        start = time.perf_counter()
+        summary = nightly_ingest(config_path=config)
+        times.append(time.perf_counter() - start)
+        if summary["status"] != "completed":
+            raise SystemExit(f"run failed: {summary}")
+        if night == 0:
+            # Let the parent read the server's request count between the two nights.
+            print("FIRST_DONE", flush=True)
+            sys.stdin.readline()
+    print("TIMES " + json.dumps(times), flush=True)
+
+
+def run_measured(config: Path, between: Callable[[], None]) -> tuple[list[float], float, int]:
+    """Run two nights in a child process, calling `between` after the first; return
+    (wall seconds per run, peak RSS MB of the child's process tree, exit code)."""
+    proc = subprocess.Popen([sys.executable, __file__, "--child", str(config)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.stdin is not None and proc.stdout is not None
+    peak = 0.0
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        parent = psutil.Process(proc.pid)
+        while not done.is_set():
+            try:
+                tree = [parent, *parent.children(recursive=True)]
+                peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()) / 2**20)
+            except psutil.Error:
+                pass
+            time.sleep(0.05)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    lines: list[str] = []
+    for line in proc.stdout:
+        lines.append(line)
+        if line.startswith("FIRST_DONE"):
+            between()
+            proc.stdin.write("\n")
+            proc.stdin.flush()
+    proc.wait()
+    done.set()
+    sampler.join()
+    text = "".join(lines)
+    if proc.returncode != 0:
+        print(text[-3000:])
+    times = [json.loads(line[6:]) for line in text.splitlines() if line.startswith("TIMES ")]
+    return (times[0] if times else []), peak, proc.returncode
+
+
+def flow_seconds(database: Path) -> list[float]:
+    """Return each run's own duration from the `runs` table, oldest first."""
+    con = duckdb.connect(str(database), read_only=True)
+    try:
+        rows = con.execute(
+            "SELECT epoch(finished_at) - epoch(started_at) FROM runs ORDER BY started_at").fetchall()
+    finally:
+        con.close()
+    return [float(r[0]) for r in rows]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--articles", type=int, default=2000)
+    parser.add_argument("--feeds", type=int, default=20)
+    parser.add_argument("--hosts", type=int, default=20)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child)
+        return
+
+    hosts = [f"127.0.0.{i}" for i in range(2, 2 + args.hosts)]
+    with tempfile.TemporaryDirectory(prefix="newsmon-bench-") as tmp:
+        root = Path(tmp) / "site"
+        database = Path(tmp) / "bench.duckdb"
+        with MultiHostSite(root, hosts) as served:
+            site = build_bench_site(root, served.base_urls, articles=args.articles, feeds=args.feeds)
+            pages = sorted(p for p in root.rglob("*.html"))
+            print(f"site: {site.article_count} articles, {len(site.feeds)} feeds, {len(hosts)} hosts, "
+                  f"{sum(p.stat().st_size for p in pages) / 2**20:.0f} MB of HTML")
+
+            base = baseline_seconds(pages)
+            print(f"baseline: trafilatura.extract() loop, 1 process: {base:.1f} s "
+                  f"({1000 * base / len(pages):.1f} ms/page)")
+
+            config = write_demo_config(Path(tmp) / "bench.toml", database, served.base_urls[0],
+                                       [(f.name, f.path) for f in site.feeds])
+            # Feeds name their own hosts: rewrite each feed URL onto its host.
+            text = config.read_text()
+            for index, feed in enumerate(site.feeds):
+                host_base = served.base_urls[index % len(served.base_urls)]
+                text = text.replace(f'"{served.base_urls[0]}{feed.path}"', f'"{host_base}{feed.path}"')
+            config.write_text(text + "\n[extract]\nbatch_size = 100\n")
+
+            counts = [served.article_requests()]
+            times, peak, code = run_measured(config, lambda: counts.append(served.article_requests()))
+            counts.append(served.article_requests())
+
+        con = duckdb.connect(str(database), read_only=True)
+        stored = con.execute("SELECT count(*) FROM articles").fetchone()
+        con.close()
+        flows = flow_seconds(database)
+
+    first, second = (times + [float("nan"), float("nan")])[:2]
+    results = {
+        "baseline_s": round(base, 2),
+        "first_run_s": round(first, 2),
+        "first_flow_s": round(flows[0], 2) if flows else None,
+        "ratio_first_vs_baseline": round(first / base, 3),
+        "ratio_first_flow_vs_baseline": round(flows[0] / base, 3) if flows else None,
+        "second_run_s": round(second, 2),
+        "second_flow_s": round(flows[1], 2) if len(flows) > 1 else None,
+        "ratio_second_vs_first": round(second / first, 3),
+        "ratio_second_flow_vs_first_flow": round(flows[1] / flows[0], 3) if len(flows) > 1 else None,
+        "article_requests_first": counts[1] - counts[0] if len(counts) == 3 else None,
+        "article_requests_second": counts[2] - counts[1] if len(counts) == 3 else None,
+        "articles_stored": stored[0] if stored else 0,
+        "peak_rss_mb": round(peak),
+        "exit_code": code,
+    }
+    print(json.dumps(results, indent=2))
+    print(f"(a) first run / baseline: {results['ratio_first_vs_baseline']} (goal <= 0.75); "
+          f"flow only: {results['ratio_first_flow_vs_baseline']}")
+    print(f"(b) second run / first: {results['ratio_second_vs_first']} (goal <= 0.05), "
+          f"article fetches: {results['article_requests_second']} "
+          f"(first run: {results['article_requests_first']} for {results['articles_stored']} stored); flow only: "
+          f"{results['ratio_second_flow_vs_first_flow']}")
+    print(f"(c) peak RSS of the run's process tree: {results['peak_rss_mb']} MB (goal <= 400)")
+
+
+if __name__ == "__main__":
+    main()
