@@ -143,8 +143,13 @@ DEFAULT_FEEDS: tuple[FeedConfig, ...] = (
     FeedConfig("Hacker News: open-source models", "https://hnrss.org/newest?q=%22open+source+model%22"),
     FeedConfig("Hacker News: open weights", "https://hnrss.org/newest?q=%22open+weights%22"),
     FeedConfig("Hugging Face blog", "https://huggingface.co/blog/feed.xml"),
-    FeedConfig("Meta AI blog", "https://ai.meta.com/blog/rss/"),
-    FeedConfig("Engineering at Meta: AI", "https://engineering.fb.com/category/ai-research/feed/"),
+    # ai.meta.com/blog publishes no feed of its own; Google News follows it for us.
+    FeedConfig(
+        "Meta AI blog (via Google News)",
+        "https://news.google.com/rss/search?q=site:ai.meta.com/blog&hl=en-US&gl=US&ceid=US:en",
+    ),
+    FeedConfig("Meta Newsroom", "https://about.fb.com/news/feed/"),
+    FeedConfig("Engineering at Meta: ML applications", "https://engineering.fb.com/category/ml-applications/feed/"),
     FeedConfig("The Verge: AI", "https://www.theverge.com/rss/ai-artificial-intelligence/index.xml"),
     FeedConfig("TechCrunch: AI", "https://techcrunch.com/category/artificial-intelligence/feed/"),
     FeedConfig("Ars Technica: AI", "https://arstechnica.com/ai/feed/"),

@@ -54,3 +54,11 @@ def test_bad_config_names_file_and_problem(tmp_path: Path, text: str, message: s
         load_settings(config, environ={})
     assert message in str(info.value)
     assert str(config) in str(info.value)
+
+
+def test_documented_default_file_matches_built_in_defaults() -> None:
+    from newsmon.config import Settings
+    from newsmon.paths import PROJECT_ROOT
+
+    documented = load_settings(PROJECT_ROOT / "newsmon.toml", environ={})
+    assert documented.replace(source="x") == Settings().replace(source="x")
