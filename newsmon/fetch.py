@@ -330,12 +330,11 @@ class Fetcher:
             if attempt == request.attempts:
                 break
             if retry_after is not None:
-                delay = retry_after
-                self._pause_host(hop, delay)
+                # The next attempt, and every other request to this host, waits it out.
+                self._pause_host(hop, retry_after)
             else:
                 base = settings.backoff_seconds * 2 ** (attempt - 1)
-                delay = base * self._random.uniform(0.5, 1.5)
-            await self._sleep(delay)
+                await self._sleep(base * self._random.uniform(0.5, 1.5))
         attempts = request.attempts
         plural = "attempt" if attempts == 1 else "attempts"
         raise FetchError(url, request.stage, _hop(f"{reason} after {attempts} {plural}", url, hop))
