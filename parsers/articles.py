@@ -1,0 +1,174 @@
+"""Main text and metadata of article pages: charset handling and trafilatura extraction."""
+
+from __future__ import annotations
+
+import codecs
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+import charset_normalizer
+import ftfy
+import trafilatura
+
+from parsers.dates import parse_date
+from parsers.text import normalise_text
+
+__all__ = ["ExtractedArticle", "decode_html", "extract_article"]
+
+_HEAD_BYTES = 8192
+_META_CHARSET_RE = re.compile(
+    rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9._:-]+)""", re.IGNORECASE
+)
+_HEADER_CHARSET_RE = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9._:-]+)", re.IGNORECASE)
+_HTML_LANG_RE = re.compile(r"<html[^>]*?\slang\s*=\s*[\"']?([A-Za-z]{2,3})(?:[-_][A-Za-z0-9]+)?",
+                           re.IGNORECASE)
+# Byte sequences a UTF-8 text shows when it was decoded as Latin-1/cp1252 (Ã©, â€™, Â ...).
+_MOJIBAKE_RE = re.compile("[\u00c2\u00c3][\u0080-\u00bf]|\u00e2\u20ac[\u0080-\u00bf\u2018-\u201e\u2122\u0153\u0161]")
+_SINGLE_BYTE = frozenset(
+    {"latin-1", "iso8859-1", "cp1252", "ascii", "iso8859-15", "iso8859-2", "cp1250"}
+)
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"),
+)
+# Browsers decode these labels as their supersets (WHATWG encoding standard).
+_SUPERSETS = {"latin-1": "cp1252", "iso8859-1": "cp1252", "ascii": "cp1252", "gb2312": "gb18030",
+              "gbk": "gb18030", "shift_jis": "cp932", "euc_kr": "cp949"}
+
+
+@dataclass(frozen=True)
+class ExtractedArticle:
+    """Main text and metadata extracted from one article page."""
+
+    title: str | None
+    author: str | None
+    published_at: datetime | None
+    site_name: str | None
+    language: str | None
+    description: str | None
+    text: str
+
+
+def _codec(label: str | bytes | None) -> str | None:
+    """Return the Python codec for a charset label, preferring the superset browsers use."""
+    if not label:
+        return None
+    name = label.decode("ascii", "ignore") if isinstance(label, bytes) else label
+    try:
+        codec = codecs.lookup(name.strip().lower()).name
+    except LookupError:
+        return None
+    return _SUPERSETS.get(codec, codec)
+
+
+def _try_decode(body: bytes, codec: str) -> str | None:
+    """Decode strictly, None on any error."""
+    try:
+        return body.decode(codec)
+    except (UnicodeDecodeError, LookupError):
+        return None
+
+
+def _mojibake_score(text: str) -> int:
+    """Count sequences that look like UTF-8 read as a single-byte charset."""
+    return len(_MOJIBAKE_RE.findall(text))
+
+
+def _repair(text: str) -> str:
+    """Undo double encoding when the text shows it; leave clean text untouched."""
+    if _mojibake_score(text) < 3:
+        return text
+    return ftfy.fix_encoding(text)
+
+
+def decode_html(body: bytes, content_type: str | None = None) -> str:
+    """Decode page bytes using BOM, header charset, meta charset, then detection; repair mojibake."""
+    for bom, codec in _BOMS:
+        if body.startswith(bom):
+            return _repair(body.decode(codec, errors="replace"))
+    header_match = _HEADER_CHARSET_RE.search(content_type or "")
+    meta_match = _META_CHARSET_RE.search(body[:_HEAD_BYTES])
+    labels = (
+        _codec(header_match.group(1) if header_match else None),
+        _codec(meta_match.group(1) if meta_match else None),
+    )
+    utf8_text = _try_decode(body, "utf-8")
+    for codec in labels:
+        if codec is None:
+            continue
+        if codec in _SINGLE_BYTE and utf8_text is not None and not body.isascii():
+            # Valid multi-byte UTF-8 labelled Latin-1 is a wrong label, not Latin-1 text.
+            return _repair(utf8_text)
+        text = _try_decode(body, codec)
+        if text is not None:
+            return _repair(text)
+    if utf8_text is not None:
+        return _repair(utf8_text)
+    best = charset_normalizer.from_bytes(body[:200_000]).best()
+    codec = _codec(best.encoding) if best is not None else None
+    return _repair(body.decode(codec or "cp1252", errors="replace"))
+
+
+def _clean(value: object) -> str | None:
+    """Return normalised single-line text or None."""
+    if not isinstance(value, str):
+        return None
+    text = " ".join(normalise_text(value).split())
+    return text or None
+
+
+def _language(html: str, detected: object) -> str | None:
+    """Return the page language: trafilatura's value, else the <html lang> attribute."""
+    if isinstance(detected, str) and detected.strip():
+        return detected.strip().lower()
+    match = _HTML_LANG_RE.search(html[:_HEAD_BYTES * 4])
+    return match.group(1).lower() if match else None
+
+
+def _empty() -> ExtractedArticle:
+    """Return the article for a page with nothing extractable."""
+    return ExtractedArticle(None, None, None, None, None, None, "")
+
+
+def _run(html: str, url: str, fast: bool, favor_precision: bool) -> trafilatura.settings.Document | None:
+    """Run trafilatura once with our settings."""
+    result = trafilatura.bare_extraction(
+        html,
+        url=url or None,
+        fast=fast,
+        favor_precision=favor_precision,
+        include_comments=False,
+        include_tables=True,
+        include_formatting=False,
+        with_metadata=True,
+    )
+    return result if isinstance(result, trafilatura.settings.Document) else None
+
+
+def extract_article(
+    html: bytes | str,
+    url: str,
+    *,
+    content_type: str | None = None,
+    fast: bool = False,
+) -> ExtractedArticle:
+    """Extract main text and metadata from an article page; return empty text on failure."""
+    try:
+        text_html = decode_html(html, content_type) if isinstance(html, bytes) else _repair(html)
+        if not text_html.strip():
+            return _empty()
+        document = _run(text_html, url, fast, favor_precision=False)
+    except Exception:  # bad markup must never stop a batch; an empty article is recorded
+        return _empty()
+    if document is None:
+        return ExtractedArticle(None, None, None, None, _language(text_html, None), None, "")
+    return ExtractedArticle(
+        title=_clean(document.title),
+        author=_clean(document.author),
+        published_at=parse_date(document.date) if isinstance(document.date, str) else None,
+        site_name=_clean(document.sitename),
+        language=_language(text_html, document.language),
+        description=_clean(document.description),
+        text=normalise_text(document.text or ""),
+    )
