@@ -22,6 +22,9 @@ from newsmon.config import FeedConfig, FetchSettings, Settings, load_settings
 from newsmon.fetch import Fetcher
 from newsmon.ingest import FeedPoll, fetch_jobs, plan_jobs, poll_feed
 from newsmon.processing import PageJob, Processed, TaggingConfig, process_batch
+from newsmon.progress import progress_bar
+from newsmon.runners import extraction_runner, run_chunked
+from newsmon.writer_lock import nightly_writer
 from warehouse import store
 from warehouse.store import ErrorRecord, FeedState, RunCounts
 
@@ -90,17 +93,19 @@ def store_batch_task(database: str, run_id: str, processed: list[Processed],
 def nightly_ingest(config_path: str | None = None) -> dict[str, object]:
     """Poll every feed, store tonight's new articles, and record the run."""
     settings = load_settings(config_path)
-    summary = begin_run(settings)
-    try:
-        polls = poll_all_feeds(settings, summary)
-        jobs = plan_new_articles(settings, polls, summary)
-        ingest_articles(settings, jobs, summary)
-        summary.status = "completed"
-    except BaseException as exc:
-        summary.status = "failed"
-        end_run(settings, summary, error=f"{type(exc).__name__}: {exc}")
-        raise
-    end_run(settings, summary)
+    # Two nights must never write at once; a second run waits, then stops with WriterBusy.
+    with nightly_writer(settings.database_path):
+        summary = begin_run(settings)
+        try:
+            polls = poll_all_feeds(settings, summary)
+            jobs = plan_new_articles(settings, polls, summary)
+            ingest_articles(settings, jobs, summary)
+            summary.status = "completed"
+        except BaseException as exc:
+            summary.status = "failed"
+            end_run(settings, summary, error=f"{type(exc).__name__}: {exc}")
+            raise
+        end_run(settings, summary)
     publish_summary(summary)
     return summary.as_dict()
 
@@ -181,17 +186,23 @@ def ingest_articles(settings: Settings, jobs: Sequence[PageJob], summary: RunSum
         keep_raw_html=settings.storage.keep_raw_html,
     )
     pending = fetch_batch_task.submit(batches[0], settings.fetch)
-    for index in range(len(batches)):
-        fetched = pending.result()
-        if index + 1 < len(batches):
-            pending = fetch_batch_task.submit(batches[index + 1], settings.fetch)
-        processed = extract_and_tag_task(fetched, tagging, settings.extract.workers)
-        result, fallback, failed, errors = store_batch_task(
-            str(settings.database_path), summary.run_id, processed, settings.storage.lock_wait_seconds)
-        summary.counts = _add(summary.counts, articles_new=result.new,
-                              articles_duplicate=result.duplicate,
-                              articles_failed=failed, articles_fallback=fallback)
-        summary.errors += errors
+    with extraction_runner(settings.runner) as runner, progress_bar("articles", len(jobs)) as advance:
+        for index in range(len(batches)):
+            fetched = pending.result()
+            if index + 1 < len(batches):
+                pending = fetch_batch_task.submit(batches[index + 1], settings.fetch)
+            if runner is None:
+                processed = extract_and_tag_task(fetched, tagging, settings.extract.workers)
+            else:  # [runner] kind = "dask": the batch is shared out over the cluster's workers
+                processed = run_chunked(runner, extract_and_tag_task, fetched, "jobs",
+                                        2 * settings.runner.dask_workers, tagging=tagging, workers=1)
+            result, fallback, failed, errors = store_batch_task(
+                str(settings.database_path), summary.run_id, processed, settings.storage.lock_wait_seconds)
+            summary.counts = _add(summary.counts, articles_new=result.new,
+                                  articles_duplicate=result.duplicate,
+                                  articles_failed=failed, articles_fallback=fallback)
+            summary.errors += errors
+            advance(len(fetched))
 
 
 def _add(counts: RunCounts, **more: int) -> RunCounts:
