@@ -8,6 +8,7 @@ import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import trafilatura
 
@@ -16,15 +17,15 @@ from parsers.articles import extract_article
 PAGES = Path(__file__).resolve().parent.parent / "sample" / "pages"
 
 
-def score(text: str, page: dict[str, object]) -> tuple[int, int]:
+def score(text: str, page: dict[str, Any]) -> tuple[int, int]:
     """Return (with-snippets found, without-snippets absent) the way upstream scores them."""
     flat = " ".join(text.split())
-    found = sum(" ".join(s.split()) in flat for s in page["with"])  # type: ignore[union-attr]
-    absent = sum(" ".join(s.split()) not in flat for s in page["without"])  # type: ignore[union-attr]
+    found = sum(" ".join(s.split()) in flat for s in page["with"])
+    absent = sum(" ".join(s.split()) not in flat for s in page["without"])
     return found, absent
 
 
-def evaluate(name: str, run: Callable[[bytes, dict[str, object]], str]) -> None:
+def evaluate(name: str, run: Callable[[bytes, dict[str, Any]], str]) -> None:
     """Print quality and per-page time of one extraction function."""
     truth = json.loads((PAGES / "truth.json").read_text(encoding="utf-8"))
     found = absent = 0

@@ -94,20 +94,20 @@ def decode_html(body: bytes, content_type: str | None = None) -> str:
         _codec(meta_match.group(1) if meta_match else None),
     )
     utf8_text = _try_decode(body, "utf-8")
-    for codec in labels:
-        if codec is None:
+    for label in labels:
+        if label is None:
             continue
-        if codec in _SINGLE_BYTE and utf8_text is not None and not body.isascii():
+        if label in _SINGLE_BYTE and utf8_text is not None and not body.isascii():
             # Valid multi-byte UTF-8 labelled Latin-1 is a wrong label, not Latin-1 text.
             return _repair(utf8_text)
-        text = _try_decode(body, codec)
+        text = _try_decode(body, label)
         if text is not None:
             return _repair(text)
     if utf8_text is not None:
         return _repair(utf8_text)
     best = charset_normalizer.from_bytes(body[:200_000]).best()
-    codec = _codec(best.encoding) if best is not None else None
-    return _repair(body.decode(codec or "cp1252", errors="replace"))
+    detected = _codec(best.encoding) if best is not None else None
+    return _repair(body.decode(detected or "cp1252", errors="replace"))
 
 
 def _clean(value: object) -> str | None:
@@ -159,7 +159,7 @@ def extract_article(
         if not text_html.strip():
             return _empty()
         document = _run(text_html, url, fast, favor_precision=False)
-    except Exception:  # bad markup must never stop a batch; an empty article is recorded
+    except Exception:  # noqa: BLE001 - bad markup must never stop a batch; record empty text
         return _empty()
     if document is None:
         return ExtractedArticle(None, None, None, None, _language(text_html, None), None, "")

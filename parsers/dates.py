@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 from types import MappingProxyType
-from typing import Mapping
 
 __all__ = [
     "EARLIEST_PLAUSIBLE",
@@ -22,10 +22,10 @@ _CLOCK_SKEW = timedelta(days=1)
 _MAX_INPUT = 200
 
 _MONTH_NAMES = (
-    "jan january janv janvier januar jänner jaenner gen gennaio ene enero janeiro januari "
-    "sty stycznia styczen",
-    "feb february fev fév févr fevr février fevrier februar febbraio febrero fevereiro "
-    "februari lut lutego luty",
+    ("jan january janv janvier januar jänner jaenner gen gennaio ene enero janeiro januari "
+     "sty stycznia styczen"),
+    ("feb february fev fév févr fevr février fevrier februar febbraio febrero fevereiro "
+     "februari lut lutego luty"),
     "mar march mars märz maerz marzo março marco maart mrt marca marzec",
     "apr april avr avril aprile abr abril kwi kwietnia kwiecien",
     "may mai maggio mag mayo maio mei maj maja",
@@ -33,11 +33,11 @@ _MONTH_NAMES = (
     "jul july juil juillet juli lug luglio julio julho lip lipca lipiec",
     "aug august aout août ago agosto augustus sie sierpnia sierpien",
     "sep sept september septembre set settembre septiembre setembro wrz wrzesnia września",
-    "oct october octobre okt oktober ott ottobre octubre out outubro paz pazdziernika "
-    "października",
+    ("oct october octobre okt oktober ott ottobre octubre out outubro paz pazdziernika "
+     "października"),
     "nov november novembre noviembre novembro lis listopada listopad",
-    "dec december décembre decembre dez dezember dic dicembre diciembre dezembro gru grudnia "
-    "grudzien grudzień",
+    ("dec december décembre decembre dez dezember dic dicembre diciembre dezembro gru grudnia "
+     "grudzien grudzień"),
 )
 _MONTHS: Mapping[str, int] = MappingProxyType(
     {name: number for number, names in enumerate(_MONTH_NAMES, start=1) for name in names.split()}

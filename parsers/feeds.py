@@ -44,7 +44,7 @@ _XML_DECL_RE = re.compile(rb"^\s*<\?xml[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9._:-
 _CHARSET_RE = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9._:-]+)", re.IGNORECASE)
 # An internal DTD subset is where entity bombs live; real feeds do not need one.
 _INTERNAL_SUBSET_RE = re.compile(rb"<!DOCTYPE[^\[>]*\[.*?\]\s*>", re.DOTALL | re.IGNORECASE)
-_HTML_START_RE = re.compile(rb"^\s*(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html[\s>])", re.I | re.S)
+_HTML_START_RE = re.compile(rb"^\s*(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html[\s>])", re.IGNORECASE | re.DOTALL)
 _FEED_ROOT_RE = re.compile(rb"<(?:[A-Za-z0-9_]+:)?(?:rss|feed|RDF|channel)[\s>]")
 _BOMS = (codecs.BOM_UTF8, codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE, codecs.BOM_UTF16_LE,
          codecs.BOM_UTF16_BE)
@@ -355,12 +355,14 @@ def parse_feed(
             continue
         seen.add(entry.guid)
         entries.append(entry)
-    exc = result.get("bozo_exception")
-    if not entries and result.get("bozo") and not isinstance(exc, feedparser.CharacterEncodingOverride):
+    bozo_exc = result.get("bozo_exception")
+    if not entries and result.get("bozo") and not isinstance(
+        bozo_exc, feedparser.CharacterEncodingOverride
+    ):
         raise FeedParseError(_describe_failure(body, result, stripped_subset))
     if not result.get("entries") and (not result.get("version") or stripped_subset):
         raise FeedParseError(_describe_failure(body, result, stripped_subset))
-    reasons = [f"{type(exc).__name__}: {exc}"] if exc is not None else []
+    reasons = [f"{type(bozo_exc).__name__}: {bozo_exc}"] if bozo_exc is not None else []
     if stripped_subset:
         reasons.append("internal DTD subset with entity declarations removed")
     if encoding_note:

@@ -145,7 +145,8 @@ def _canonical_host(hostname: str) -> str:
 def canonicalize_url(url: str, base: str | None = None) -> str:
     """Return the canonical form of an http(s) URL used to identify an article."""
     if not isinstance(url, str):
-        raise ValueError(f"URL must be a string, not {type(url).__name__}")
+        # The contract promises ValueError for every unusable input, so callers catch one type.
+        raise ValueError(f"URL must be a string, not {type(url).__name__}")  # noqa: TRY004
     raw = url.strip()
     # Control characters inside a URL are never meaningful; browsers strip tabs and newlines.
     raw = re.sub(r"[\x00-\x1f\x7f]", "", raw)

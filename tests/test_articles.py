@@ -19,8 +19,8 @@ PAGES = Path(__file__).resolve().parent.parent / "sample" / "pages"
 
 RUSSIAN = [
     "Открытые языковые модели становятся всё популярнее среди исследователей и инженеров.",
-    "В этом году несколько лабораторий опубликовали веса своих моделей под свободными лицензиями, "
-    "и сообщество быстро начало их дообучать для новых задач и языков.",
+    ("В этом году несколько лабораторий опубликовали веса своих моделей под свободными лицензиями, "
+     "и сообщество быстро начало их дообучать для новых задач и языков."),
     "Эксперты отмечают, что прозрачность данных для обучения остаётся главным нерешённым вопросом.",
 ]
 JAPANESE = [
@@ -30,8 +30,8 @@ JAPANESE = [
 ]
 ENGLISH = [
     "Open-weight language models are spreading quickly among researchers and engineers.",
-    "This year several labs published their weights under permissive licences — and the "
-    "community’s developers fine-tuned them within days for new tasks, languages and café menus.",
+    ("This year several labs published their weights under permissive licences — and the "
+     "community’s developers fine-tuned them within days for new tasks, languages and café menus."),
     "Experts note that the transparency of training data remains the biggest open question.",
 ]
 

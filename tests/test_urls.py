@@ -73,8 +73,8 @@ def test_tracking_param_names() -> None:
         ("https://www.linkedin.com/redir/redirect?url=https%3A%2F%2Fexample.net%2Fq",
          "https://example.net/q"),
         # Old Google News token: base64 protobuf carrying the publisher URL.
-        ("https://news.google.com/rss/articles/"
-         "CBMiK2h0dHBzOi8vd3d3LmV4YW1wbGUuY29tL25ld3MvYXJ0aWNsZS0xMjPSAQA?oc=5",
+        (("https://news.google.com/rss/articles/"
+          "CBMiK2h0dHBzOi8vd3d3LmV4YW1wbGUuY29tL25ld3MvYXJ0aWNsZS0xMjPSAQA?oc=5"),
          "https://www.example.com/news/article-123"),
         # Cannot be unwrapped offline: stay as they are.
         ("https://t.co/AbCdEf123", "https://t.co/AbCdEf123"),
