@@ -224,8 +224,10 @@ def test_rebuild_is_deterministic_and_keeps_validators(served: Served, client: h
     root = served.site.root
     files = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in root.rglob("*") if p.is_file()}
     etag = client.get(served.server.url("/feeds/hf-blog.xml")).headers["etag"]
-    again = build_demo_site(root, served.server.base_url, now=NOW, weeks=WEEKS)
-    assert again == served.site
+    # Within the same hour the site does not change, so demo reruns get 304s.
+    later = build_demo_site(root, served.server.base_url, now=NOW + timedelta(minutes=25),
+                            weeks=WEEKS)
+    assert later == served.site
     after = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in root.rglob("*") if p.is_file()}
     assert after == files
     revalidated = client.get(served.server.url("/feeds/hf-blog.xml"), headers={"If-None-Match": etag})
@@ -273,6 +275,7 @@ def test_keep_alive_and_head(served: Served) -> None:
     assert served.server.requests_for(path) == before + 3  # HEAD is not counted
 
 
+@pytest.mark.slow
 def test_bench_site_has_2000_distinct_pages_over_20_feeds_on_two_hosts(tmp_path: Path) -> None:
     root = tmp_path / "bench"
     try:
@@ -310,7 +313,7 @@ def test_bench_site_has_2000_distinct_pages_over_20_feeds_on_two_hosts(tmp_path:
 def _check_copies_extract_differently(root: Path, site: DemoSite) -> None:
     """Copies keep the original HTML apart from their marker, and extraction keeps the marker."""
     originals = sorted((SAMPLE_DIR / "pages").glob("*.html"))
-    chosen = [0, 1, len(originals), 2 * len(originals), *range(7, 2000, 173)]
+    chosen = [0, 1, len(originals), 2 * len(originals), *range(7, 2000, 331)]
     texts: set[str] = set()
     for k in chosen:
         path = root / site.article_paths[k].lstrip("/")
