@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.dataset as ds
@@ -22,7 +23,6 @@ from warehouse.queries import (
     theme_trend,
 )
 
-UTC = timezone.utc
 TS = pa.timestamp("us", tz="UTC")
 
 
@@ -97,8 +97,8 @@ def test_article_date_uses_published_only_when_plausible(db_path: Path) -> None:
         article("first-seen", published=at("2026-11-10"), fetched=fetched, date_source="first_seen"),
     ])
     with connect(db_path, read_only=True, timezone="UTC") as con:
-        rows = dict((r[0], r[1:]) for r in con.execute(
-            "SELECT id, date_basis, article_date, day, week, iso_week FROM articles_dated").fetchall())
+        rows = {r[0]: r[1:] for r in con.execute(
+            "SELECT id, date_basis, article_date, day, week, iso_week FROM articles_dated").fetchall()}
     assert rows["ok"][0] == "published" and rows["ok"][2] == date(2026, 11, 17)
     assert rows["slightly-ahead"][0] == "published"
     assert rows["slightly-ahead"][2] == date(2026, 11, 19)

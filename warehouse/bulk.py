@@ -7,8 +7,8 @@ is what a bulk load needs to reach tens of thousands of articles per second.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import duckdb
 import pyarrow as pa

@@ -6,28 +6,28 @@ functions are thin, typed doors onto them for the command line and the digest.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Callable, Iterable, Mapping
 
 import duckdb
 import pyarrow as pa
 
 __all__ = [
+    "EXPORT_TABLES",
+    "ExportResult",
     "QueryError",
     "QueryRefused",
     "ThemeWeek",
-    "ExportResult",
-    "EXPORT_TABLES",
-    "run_query",
-    "latest_week",
-    "known_themes",
-    "theme_trend",
     "emerging_terms",
-    "refresh_theme_phrases",
-    "theme_phrases",
     "export_parquet",
+    "known_themes",
+    "latest_week",
+    "refresh_theme_phrases",
+    "run_query",
+    "theme_phrases",
+    "theme_trend",
 ]
 
 
@@ -65,7 +65,7 @@ def run_query(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
         if result.description is None:
             # A statement without a result set (SET, PRAGMA ...): nothing to print.
             return pa.table({})
-        return result.fetch_arrow_table()
+        return result.to_arrow_table()
     except duckdb.Error as exc:
         message = str(exc).strip()
         if "read-only mode" in message or "read_only" in message.lower():
@@ -163,11 +163,11 @@ EXPORT_TABLES: tuple[tuple[str, str], ...] = (
     ("articles",
      "SELECT *, strftime(article_date, '%Y-%m') AS month FROM articles_dated"),
     ("article_themes",
-     "SELECT t.*, a.week, a.iso_week, a.relevant, strftime(a.article_date, '%Y-%m') AS month"
-     " FROM article_themes t JOIN articles_dated a ON a.id = t.article_id"),
+     ("SELECT t.*, a.week, a.iso_week, a.relevant, strftime(a.article_date, '%Y-%m') AS month"
+      " FROM article_themes t JOIN articles_dated a ON a.id = t.article_id")),
     ("article_entities",
-     "SELECT e.*, a.week, a.iso_week, a.relevant, strftime(a.article_date, '%Y-%m') AS month"
-     " FROM article_entities e JOIN articles_dated a ON a.id = e.article_id"),
+     ("SELECT e.*, a.week, a.iso_week, a.relevant, strftime(a.article_date, '%Y-%m') AS month"
+      " FROM article_entities e JOIN articles_dated a ON a.id = e.article_id")),
 )
 
 

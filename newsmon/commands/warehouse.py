@@ -5,12 +5,13 @@ from __future__ import annotations
 import csv
 import json
 import sys
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Iterator, Optional, Sequence, TextIO
+from typing import Annotated, Any, TextIO
 
 import typer
 from rich.console import Console
@@ -20,7 +21,7 @@ from newsmon.commands.options import ConfigOption, settings_or_exit
 from newsmon.config import Settings
 from newsmon.errors import UserError
 
-__all__ = ["register", "query", "trends", "export", "OutputFormat", "column_chart", "sparkline"]
+__all__ = ["OutputFormat", "column_chart", "export", "query", "register", "sparkline", "trends"]
 
 
 class OutputFormat(str, Enum):
@@ -54,7 +55,7 @@ def _reader(settings: Settings) -> Iterator[Any]:
 def query(
     sql: Annotated[str, typer.Argument(help="SQL to run, e.g. \"SELECT * FROM theme_weekly LIMIT 5\".")],
     format: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")] = OutputFormat.table,
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write to this file instead of standard output.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write to this file instead of standard output.")] = None,
     max_rows: Annotated[int, typer.Option(help="Rows shown by --format table; the other formats write all.")] = 100,
     config: ConfigOption = None,
 ) -> None:
@@ -88,7 +89,7 @@ def query(
 
 
 @contextmanager
-def _text_sink(out: Optional[Path]) -> Iterator[TextIO]:
+def _text_sink(out: Path | None) -> Iterator[TextIO]:
     if out is None:
         yield sys.stdout
         return
@@ -171,30 +172,35 @@ def sparkline(values: Sequence[float]) -> str:
 
 def column_chart(values: Sequence[float], labels: Sequence[str], *, height: int = 8,
                  fmt: str = "{:.0%}") -> str:
-    """Render a vertical bar chart in eighth blocks, one column pair per value, with a scale."""
-    top = max(values, default=0.0)
+    """Render a vertical bar chart in eighth blocks, one column per value, with a scale."""
     if height < 1 or not values:
         return ""
-    scale = [v / top * height if top > 0 else 0.0 for v in values]
-    axis_width = max(len(fmt.format(top)), len(fmt.format(0)))
+    top, low = max(values), min(values)
+    # Start the axis above zero when every bar is tall, or a 5 % change would be invisible;
+    # the bottom label shows where the axis starts.
+    base = low - (top - low) if top > 0 and low > 0.6 * top else 0.0
+    span = top - base
+    scale = [(v - base) / span * height if span > 0 else 0.0 for v in values]
+    axis_width = max(len(fmt.format(top)), len(fmt.format(base)))
     lines = []
     for level in range(height, 0, -1):
-        label = fmt.format(top) if level == height else (fmt.format(0) if level == 1 else "")
+        label = fmt.format(top) if level == height else (fmt.format(base) if level == 1 else "")
         cells = []
         for filled in scale:
             part = filled - (level - 1)
             cells.append("██" if part >= 1 else (_BLOCKS[round(part * 8)] * 2 if part > 0 else "  "))
         lines.append(f"{label:>{axis_width}} │" + " ".join(cells))
-    lines.append(" " * axis_width + " └" + "─" * (3 * len(values) - 1))
+    width = 3 * len(values) - 1
+    lines.append(" " * axis_width + " └" + "─" * width)
     if labels:
         first, last = labels[0], labels[-1]
-        gap = max(1, 3 * len(values) - len(first) - len(last))
+        gap = max(1, width - len(first) - len(last))
         lines.append(" " * (axis_width + 2) + first + (" " * gap + last if len(labels) > 1 else ""))
     return "\n".join(lines)
 
 
 def trends(
-    theme: Annotated[Optional[str], typer.Option("--theme", "-t", help="One theme id (default: every theme).")] = None,
+    theme: Annotated[str | None, typer.Option("--theme", "-t", help="One theme id (default: every theme).")] = None,
     weeks: Annotated[int, typer.Option("--weeks", "-w", min=1, max=520, help="How many ISO weeks, ending at the latest.")] = 12,
     config: ConfigOption = None,
 ) -> None:
