@@ -25,6 +25,7 @@ import asyncio
 import email.utils
 import importlib.util
 import random
+import socket
 import zlib
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from contextlib import aclosing
@@ -151,7 +152,7 @@ class Fetcher:
         self._host_resume: dict[str, float] = {}
         self._robots: dict[str, Protego | None] = {}
         self._robots_locks: dict[str, asyncio.Lock] = {}
-        self._addresses: dict[str, list[str]] = {}
+        self._addresses: dict[str, asyncio.Future[list[str]]] = {}
         self._random = random.Random()
 
     async def __aenter__(self) -> Self:
@@ -177,6 +178,8 @@ class Fetcher:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        for lookup in self._addresses.values():
+            lookup.cancel()  # a no-op on finished lookups; stops any still in flight
         if self._client is not None:
             await self._client.aclose()
             self._client = None
@@ -297,10 +300,24 @@ class Fetcher:
             raise FetchError(url, stage, _hop(f"DNS lookup failed: {exc}", url, hop)) from None
 
     async def _resolve(self, host: str) -> list[str]:
-        # One lookup per host per Fetcher: a batch often holds many pages of one site.
-        if host not in self._addresses:
-            self._addresses[host] = await self._resolver(host)
-        return self._addresses[host]
+        # One lookup per host per Fetcher, failures included, shared by concurrent pages: a
+        # batch often holds many pages of one site.
+        lookup = self._addresses.get(host)
+        if lookup is None:
+            lookup = self._addresses[host] = asyncio.ensure_future(self._lookup(host))
+        return await asyncio.shield(lookup)
+
+    async def _lookup(self, host: str) -> list[str]:
+        attempts = max(1, self._settings.retries)
+        for attempt in range(1, attempts):
+            try:
+                return await self._resolver(host)
+            except socket.gaierror as exc:
+                # Only a temporary failure is worth asking again.
+                if exc.errno != socket.EAI_AGAIN:
+                    raise
+            await self._sleep(self._settings.backoff_seconds * 2 ** (attempt - 1))
+        return await self._resolver(host)
 
     # -- retries --------------------------------------------------------------------------
 
@@ -513,9 +530,9 @@ def _retry_after(value: str | None) -> float | None:
 
 def _timeout_reason(exc: httpx.TimeoutException, settings: FetchSettings) -> str:
     if isinstance(exc, httpx.ConnectTimeout):
-        return f"connect timed out after {_seconds(settings.connect_timeout)}"
+        return f"connect timed out ({_seconds(settings.connect_timeout)})"
     if isinstance(exc, httpx.ReadTimeout):
-        return f"read timed out after {_seconds(settings.read_timeout)}"
+        return f"read timed out ({_seconds(settings.read_timeout)})"
     if isinstance(exc, httpx.PoolTimeout):
         return "no free connection in time"
     return f"timed out ({type(exc).__name__})"

@@ -286,7 +286,7 @@ def test_read_timeout_is_retried_then_reported(server: HTTPServer) -> None:
     sleeps = Sleeps()
     error = failure(lambda: fetch_feed(fast_settings(read_timeout=0.2, retries=2),
                                        server.url_for("/slow"), sleeps))
-    assert error.reason == "read timed out after 0.2 s after 2 attempts"
+    assert error.reason == "read timed out (0.2 s) after 2 attempts"
     assert len(sleeps.delays) == 1
     time.sleep(0.5)  # let the slow handlers finish so both requests are in the log
     assert paths(server) == ["/slow", "/slow"]
@@ -402,7 +402,7 @@ def test_content_length_promising_more_than_sent_ends_at_read_timeout(
     start = time.monotonic()
     error = failure(lambda: fetch_page(fast_settings(read_timeout=0.3, retries=1), raw.url("/p")))
     release.set()
-    assert error.reason == "read timed out after 0.3 s after 1 attempt"
+    assert error.reason == "read timed out (0.3 s) after 1 attempt"
     assert time.monotonic() - start < 2
 
 

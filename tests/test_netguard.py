@@ -297,3 +297,32 @@ def test_redirect_to_other_scheme_is_refused() -> None:
     error = run(go())
     assert error.reason.startswith("refused: scheme 'file' is not http or https (at file:")
     assert site.requested == [start]
+
+
+def test_dns_answers_are_cached_and_temporary_failures_retried() -> None:
+    class Flaky(StubResolver):
+        async def __call__(self, host: str) -> list[str]:
+            self.lookups.append(host)
+            if host == "news.example" and self.lookups.count(host) == 1:
+                raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+            if host not in self.table:
+                raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+            return self.table[host]
+
+    site = RedirectSite({})
+    resolver = Flaky({"news.example": [PUBLIC_IP]})
+    urls = ["https://news.example/a", "https://gone.example/1", "https://news.example/b",
+            "https://gone.example/2"]
+
+    async def go() -> list[Any]:
+        async with Fetcher(guarded_settings(retries=3), transport=httpx.MockTransport(site),
+                           resolver=resolver) as fetcher:
+            return await fetcher.fetch_pages(urls)
+
+    results = run(go())
+    assert [type(result).__name__ for result in results] == [
+        "PageResponse", "FetchError", "PageResponse", "FetchError"]
+    assert all(r.reason.startswith("DNS lookup failed") for r in results[1::2])
+    assert resolver.lookups.count("news.example") == 2  # one temporary failure, one answer
+    assert resolver.lookups.count("gone.example") == 1  # a missing name is not asked again
+    assert site.requested == ["https://news.example/a", "https://news.example/b"]
