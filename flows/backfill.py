@@ -78,7 +78,7 @@ def backfill(since: str, config_path: str | None = None, sites: list[str] | None
             if site in read and not rediscover:
                 logger.info(f"{site}: sitemaps already read, resuming its pending URLs")
                 continue
-            found = discover_site_task(site, fetch_settings, max_sitemaps)
+            found = discover_site_task.submit(site, fetch_settings, max_sitemaps).result()
             added = progress.record_discovery(
                 database, site, start.date(), found.sitemaps_read,
                 [(e.url, e.lastmod) for e in found.urls], datetime.now(timezone.utc), lock_wait=wait)
@@ -96,7 +96,7 @@ def backfill(since: str, config_path: str | None = None, sites: list[str] | None
             jobs, settled = plan_candidates(candidates[index:index + size], start, now)
             sources = {job.url: (job.aliases[0] if job.aliases else job.url) for job in jobs}
             if jobs:
-                fetched = fetch_batch_task(jobs, fetch_settings)
+                fetched = fetch_batch_task.submit(jobs, fetch_settings).result()
                 processed = extract_and_tag_task(fetched, tagging, settings.extract.workers)
                 kept, judged = judge_processed(processed, start, sources)
                 result = store.store_articles(database, kept, run_id, lock_wait=wait)

@@ -28,8 +28,12 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-def build_task_runner(runner: RunnerSettings) -> TaskRunner[Any]:
-    """Build the task runner named by `[runner] kind` (not yet started)."""
+def build_task_runner(runner: RunnerSettings, *, processes: bool = True) -> TaskRunner[Any]:
+    """Build the task runner named by `[runner] kind` (not yet started).
+
+    `processes=False` makes a local cluster's workers threads of this process: quicker to
+    start, but the GIL serialises extraction (tests use it).
+    """
     if runner.kind == "default":
         return ThreadPoolTaskRunner()
     if runner.kind == "dask":
@@ -43,7 +47,7 @@ def build_task_runner(runner: RunnerSettings) -> TaskRunner[Any]:
                 "n_workers": max(1, runner.dask_workers),
                 "threads_per_worker": 1,
                 # Extraction is CPU-bound Python: worker processes, not threads, use the cores.
-                "processes": True,
+                "processes": processes,
                 # The dashboard would bind a public port and needs bokeh; nobody looks at it here.
                 "dashboard_address": None,
             },
@@ -52,12 +56,13 @@ def build_task_runner(runner: RunnerSettings) -> TaskRunner[Any]:
 
 
 @contextmanager
-def extraction_runner(runner: RunnerSettings) -> Iterator[TaskRunner[Any] | None]:
+def extraction_runner(runner: RunnerSettings, *,
+                      processes: bool = True) -> Iterator[TaskRunner[Any] | None]:
     """Start the Dask runner for the block when configured; yield None for the default pool."""
     if runner.kind == "default":
         yield None
         return
-    with build_task_runner(runner) as started:
+    with build_task_runner(runner, processes=processes) as started:
         yield started
 
 

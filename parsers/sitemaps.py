@@ -9,14 +9,13 @@ which trafilatura drops, are read here so a backfill can skip old pages without 
 
 from __future__ import annotations
 
-import ipaddress
 import zlib
 from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlsplit
 
 from lxml import etree
-from courlan import clean_url
+from courlan import clean_url, extract_domain
 from trafilatura.sitemaps import (
     DETECT_LINKS,
     DETECT_SITEMAP_LINK,
@@ -119,6 +118,7 @@ def parse_sitemap(body: bytes, url: str, *, max_bytes: int = 50_000_000) -> Site
         raise SitemapError(f"{url}: not a sitemap")
     root = site_root(url)
     host = urlsplit(root).hostname or ""
+    named = extract_domain(root, fast=True) is not None
     walker = SitemapObject(root, host, [])
     walker.current_url = url
     walker.content = text
@@ -130,7 +130,7 @@ def parse_sitemap(body: bytes, url: str, *, max_bytes: int = 50_000_000) -> Site
     for loc, lastmod in lastmods.items():
         # One link at a time, so each cleaned URL keeps the lastmod of its <loc>.
         before = len(walker.urls)
-        _take(walker, loc, host)
+        _take(walker, loc, host, named)
         entries.extend(SitemapEntry(link, lastmod) for link in walker.urls[before:])
     unique: dict[str, SitemapEntry] = {}
     for entry in entries:
@@ -139,23 +139,15 @@ def parse_sitemap(body: bytes, url: str, *, max_bytes: int = 50_000_000) -> Site
     return SitemapPage(urls=tuple(unique.values()), sitemaps=nested)
 
 
-def _is_address(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
-
-
-def _take(walker: SitemapObject, link: str, site_host: str) -> None:
-    found = len(walker.urls) + len(walker.sitemap_urls)
-    walker.handle_link(link)
-    if len(walker.urls) + len(walker.sitemap_urls) > found or not _is_address(site_host):
+def _take(walker: SitemapObject, link: str, site_host: str, named: bool) -> None:
+    if named:
+        walker.handle_link(link)
         return
-    # courlan names no domain for an IP-address host, so trafilatura drops every link of
-    # such a site (an intranet, a local test site); keep those on the very same host.
+    # courlan names no domain for an address or a name without a public suffix (an intranet
+    # host, localhost), and trafilatura would drop every link of such a site; keep the links
+    # on that very host, cleaned the same way.
     absolute = safe_relative_url(walker.base_url, link)
-    if urlsplit(absolute).hostname != site_host:
+    if urlsplit(absolute).hostname != site_host or absolute == walker.current_url:
         return
     cleaned = clean_url(absolute) or ""
     if cleaned:
