@@ -19,14 +19,15 @@ import hashlib
 import json
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from newsmon.paths import SAMPLE_DIR
 from parsers.themes import (
-    TagResult,
     Tagger,
+    TagResult,
     ThemeSet,
     assign_themes,
     load_tagger,
@@ -36,14 +37,14 @@ from parsers.themes import (
 
 __all__ = [
     "Scores",
-    "load_dev",
-    "prf",
-    "evaluate",
-    "tune_thresholds",
     "cross_validate",
-    "throughput",
+    "evaluate",
     "five_kb_texts",
+    "load_dev",
     "main",
+    "prf",
+    "throughput",
+    "tune_thresholds",
 ]
 
 THRESHOLD_GRID = [round(0.05 + 0.025 * i, 3) for i in range(37)]  # 0.05 .. 0.95

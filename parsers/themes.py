@@ -18,34 +18,35 @@ import dataclasses
 import math
 import re
 import tomllib
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Protocol, Sequence
+from typing import Any, Protocol
 
 import ftfy
 
 __all__ = [
     "THEME_IDS",
-    "ThemeTag",
-    "TagResult",
-    "Tagger",
-    "SeedPassage",
-    "Theme",
+    "LexicalTagger",
     "RelevanceModel",
     "ScoringSettings",
+    "SeedPassage",
     "SemanticSettings",
-    "ThemeSet",
-    "ThemesError",
-    "LexicalTagger",
     "SemanticTagger",
-    "semantic_available",
-    "load_themes",
-    "load_tagger",
-    "load_seed_documents",
-    "repair_text",
+    "TagResult",
+    "Tagger",
+    "Theme",
+    "ThemeSet",
+    "ThemeTag",
+    "ThemesError",
     "assign_themes",
-    "split_sentences",
+    "load_seed_documents",
+    "load_tagger",
+    "load_themes",
     "phrase_tokens",
+    "repair_text",
+    "semantic_available",
+    "split_sentences",
 ]
 
 THEME_IDS: tuple[str, ...] = (
@@ -312,7 +313,16 @@ def _build_relevance(raw: Any, source: str) -> RelevanceModel:
         group: _phrase_table(raw.get(group), f"{source}: [relevance.{group}]")
         for group in _RELEVANCE_GROUPS
     }
-    return RelevanceModel(**numbers, **tables)
+    return RelevanceModel(
+        threshold=numbers["threshold"],
+        open_scale=numbers["open_scale"],
+        ai_scale=numbers["ai_scale"],
+        closed_damping=numbers["closed_damping"],
+        open=tables["open"],
+        ai=tables["ai"],
+        closed=tables["closed"],
+        models=tables["models"],
+    )
 
 
 def _build_plain(cls: type, raw: Any, source: str, section: str) -> Any:
@@ -476,10 +486,13 @@ class _Matcher:
         first: dict[str, list[tuple[tuple[str, ...], int]]] = {}
         exact: set[str] = set()
         prefixes: set[str] = set()
-        for pid, phrase in enumerate(self.phrases):
-            first.setdefault(phrase.atoms[0], []).append((phrase.atoms[1:], pid))
-            for atom in phrase.atoms:
-                (prefixes if atom.endswith("*") else exact).add(atom.rstrip("*") if atom.endswith("*") else atom)
+        for pid, entry in enumerate(self.phrases):
+            first.setdefault(entry.atoms[0], []).append((entry.atoms[1:], pid))
+            for atom in entry.atoms:
+                if atom.endswith("*"):
+                    prefixes.add(atom[:-1])
+                else:
+                    exact.add(atom)
         self._first = {k: tuple(v) for k, v in first.items()}
         self._exact = frozenset(exact)
         self._prefixes = frozenset(prefixes)

@@ -7,8 +7,9 @@ import math
 import os
 import re
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import pytest
 from ftfy.badness import is_bad
@@ -182,17 +183,17 @@ def test_hard_negatives_in_dev_are_rejected(tagger: LexicalTagger, dev: list[dic
     "text",
     [
         # Closed-model product news.
-        "OpenAI announced new ChatGPT plans today. GPT-4o is now cheaper through the API, and "
-        "Anthropic answered with a faster Claude model for its enterprise customers.",
+        ("OpenAI announced new ChatGPT plans today. GPT-4o is now cheaper through the API, and "
+        "Anthropic answered with a faster Claude model for its enterprise customers."),
         # Open-source software without AI.
-        "The database project changed its license from BSD to a source-available license, and "
-        "the community forked it under the Linux Foundation to keep an open source version.",
+        ("The database project changed its license from BSD to a source-available license, and "
+        "the community forked it under the Linux Foundation to keep an open source version."),
         # AI regulation with no open models in it.
-        "Lawmakers in the European Parliament approved rules that sort AI systems into risk "
-        "tiers, banning social scoring and requiring conformity assessments for high-risk uses.",
+        ("Lawmakers in the European Parliament approved rules that sort AI systems into risk "
+        "tiers, banning social scoring and requiring conformity assessments for high-risk uses."),
         # Chips.
-        "The startup unveiled an inference chip with more memory bandwidth than rival GPUs and "
-        "raised money to build a new data centre for its cloud service.",
+        ("The startup unveiled an inference chip with more memory bandwidth than rival GPUs and "
+        "raised money to build a new data centre for its cloud service."),
     ],
 )
 def test_written_hard_negatives_are_not_relevant(tagger: LexicalTagger, text: str) -> None:
@@ -205,24 +206,24 @@ def test_written_hard_negatives_are_not_relevant(tagger: LexicalTagger, text: st
     ("text", "theme"),
     [
         (
-            "Meta published the weights of Llama 3.1 under its community license. The license "
+            ("Meta published the weights of Llama 3.1 under its community license. The license "
             "lets companies build on the open model but requires a separate agreement for any "
-            "service with more than 700 million monthly active users.",
+            "service with more than 700 million monthly active users."),
             "licensing-and-openness",
         ),
         (
-            "Quantized to 4-bit, the open-weight Gemma model runs locally on a laptop or a "
-            "phone, so inference moves from the cloud onto the device without a network link.",
+            ("Quantized to 4-bit, the open-weight Gemma model runs locally on a laptop or a "
+            "phone, so inference moves from the cloud onto the device without a network link."),
             "on-device-inference",
         ),
         (
-            "Senators asked the Commerce Department whether export controls should cover "
-            "open-source AI models, citing national security and adversarial nations.",
+            ("Senators asked the Commerce Department whether export controls should cover "
+            "open-source AI models, citing national security and adversarial nations."),
             "regulation-and-policy",
         ),
         (
-            "Open-weight models such as DeepSeek and Qwen now match GPT-4 on several benchmarks, "
-            "closing the gap with proprietary frontier models from OpenAI and Anthropic.",
+            ("Open-weight models such as DeepSeek and Qwen now match GPT-4 on several benchmarks, "
+            "closing the gap with proprietary frontier models from OpenAI and Anthropic."),
             "open-vs-closed-race",
         ),
     ],

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterable, Iterator
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Iterable, Iterator, Optional, TextIO
+from typing import Annotated, Any, TextIO
 
 import typer
 
 from newsmon.commands.options import ConfigOption, settings_or_exit
 from newsmon.errors import UserError
 
-__all__ = ["register", "TaggerKind", "tag_lines"]
+__all__ = ["TaggerKind", "register", "tag_lines"]
 
 
 class TaggerKind(str, Enum):
@@ -22,11 +23,11 @@ class TaggerKind(str, Enum):
 
 
 TaggerOption = Annotated[
-    Optional[TaggerKind],
+    TaggerKind | None,
     typer.Option("--tagger", help="Tagger to use (default: the themes.tagger setting).", show_default=False),
 ]
 ThemesOption = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option("--themes", help="Themes file (default: the themes.file setting, else seeds/themes.toml).", show_default=False),
 ]
 
