@@ -43,11 +43,12 @@ from xml.sax.saxutils import quoteattr
 
 import markdown
 
-from newsmon.local_server import LocalSite, MultiHostSite
+from newsmon.local_server import DEMO_PORT, LocalSite, MultiHostSite
 from newsmon.paths import SAMPLE_DIR
 
 __all__ = [
     "BLOG_SITE_NAME",
+    "DEMO_PORT",
     "TRACKING_QUERY",
     "DemoSite",
     "LocalSite",

@@ -23,7 +23,7 @@ from types import TracebackType
 from typing import Any, Self
 from urllib.parse import unquote, urlsplit
 
-__all__ = ["CONTENT_TYPES", "ROBOTS_TXT", "LocalSite", "MultiHostSite"]
+__all__ = ["CONTENT_TYPES", "DEMO_PORT", "ROBOTS_TXT", "LocalSite", "MultiHostSite"]
 
 CONTENT_TYPES: dict[str, str] = {
     # No charset on HTML: the sample news pages come in several encodings and declare their own.
@@ -41,6 +41,11 @@ CONTENT_TYPES: dict[str, str] = {
 }
 
 ROBOTS_TXT = b"User-agent: *\nAllow: /\n"
+
+# The demo's feed and article URLs name the port, so the same port on every run keeps them
+# stable: feed state, ETags and stored article URLs then carry over from one run to the next.
+# Below Linux's ephemeral range (32768+), where no outgoing connection will be holding it.
+DEMO_PORT = 28765
 
 # A keep-alive connection idle this long is closed, so handler threads never pile up.
 _IDLE_SECONDS = 30.0
@@ -176,6 +181,14 @@ class LocalSite:
         bound_port = self._server.server_address[1]
         self.port: int = int(bound_port)
         self.base_url: str = f"http://{host}:{self.port}"
+
+    @classmethod
+    def on_preferred_port(cls, root: Path, port: int = DEMO_PORT, host: str = "127.0.0.1") -> Self:
+        """Bind the preferred port, or any free one when it is taken."""
+        try:
+            return cls(root, host=host, port=port)
+        except OSError:
+            return cls(root, host=host, port=0)
 
     def start(self) -> Self:
         """Create the folder if needed and start serving in a daemon thread."""

@@ -8,6 +8,7 @@ import http.client
 import json
 import re
 import shutil
+import socket
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -273,6 +274,21 @@ def test_keep_alive_and_head(served: Served) -> None:
     finally:
         conn.close()
     assert served.server.requests_for(path) == before + 3  # HEAD is not counted
+
+
+def test_preferred_port_is_used_when_free_and_replaced_when_taken(tmp_path: Path) -> None:
+    (tmp_path / "page.html").write_bytes(b"<p>hello</p>")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with LocalSite.on_preferred_port(tmp_path, port=port) as first, \
+            LocalSite.on_preferred_port(tmp_path, port=port) as second, \
+            httpx.Client(timeout=10) as client:
+        assert first.port == port and first.base_url == f"http://127.0.0.1:{port}"
+        assert second.port != port
+        for server in (first, second):
+            assert client.get(server.url("/page.html")).content == b"<p>hello</p>"
+            assert server.requests_for("/page.html") == 1
 
 
 @pytest.mark.slow
