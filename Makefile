@@ -21,9 +21,9 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
-	$(BIN)/python bench/tagging.py
-	$(BIN)/python bench/ingest.py
-	$(BIN)/python bench/warehouse.py
+	$(BIN)/python -m bench.tagging
+	$(BIN)/python -m bench.ingest
+	$(BIN)/python -m bench.warehouse
 
 lint: $(STAMP)
 	$(BIN)/ruff check newsmon flows parsers warehouse tests bench

@@ -13,7 +13,7 @@ Both nightly runs happen in one child process (whose whole process tree is sampl
 the first run's time includes Prefect's ephemeral start-up, the second does not need one. The
 flows' own durations (from the `runs` table) are printed too.
 
-Usage: .venv/bin/python bench/ingest.py [--articles 2000] [--feeds 20] [--hosts 20]
+Usage: .venv/bin/python -m bench.ingest [--articles 2000] [--feeds 20] [--hosts 20]
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def child(config: str) -> None:
 def run_measured(config: Path, between: Callable[[], None]) -> tuple[list[float], float, int]:
     """Run two nights in a child process, calling `between` after the first; return
     (wall seconds per run, peak RSS MB of the child's process tree, exit code)."""
-    proc = subprocess.Popen([sys.executable, __file__, "--child", str(config)], stdin=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-m", "bench.ingest", "--child", str(config)], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert proc.stdin is not None and proc.stdout is not None
     peak = 0.0

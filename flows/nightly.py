@@ -8,6 +8,7 @@ articles. The batch loop fetches batch k+1 while batch k is extracted on the pro
 from __future__ import annotations
 
 import uuid
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,7 +22,7 @@ from prefect.context import get_run_context
 from newsmon.config import FeedConfig, FetchSettings, Settings, load_settings
 from newsmon.fetch import Fetcher
 from newsmon.ingest import FeedPoll, fetch_jobs, plan_jobs, poll_feed
-from newsmon.processing import PageJob, Processed, TaggingConfig, process_batch
+from newsmon.processing import PageJob, Processed, TaggingConfig, extraction_pool, process_batch
 from newsmon.progress import progress_bar
 from newsmon.runners import extraction_runner, run_chunked
 from newsmon.writer_lock import nightly_writer
@@ -67,9 +68,11 @@ async def fetch_batch_task(jobs: list[PageJob], settings: FetchSettings) -> list
 
 
 @task(name="extract-and-tag", cache_policy=NO_CACHE)
-def extract_and_tag_task(jobs: list[PageJob], tagging: TaggingConfig, workers: int) -> list[Processed]:
+def extract_and_tag_task(jobs: list[PageJob], tagging: TaggingConfig, workers: int,
+                         pool: ProcessPoolExecutor | None = None) -> list[Processed]:
     """Extract, date and tag one batch on the process pool."""
-    return process_batch(jobs, tagging, workers)
+    # The night's pool is passed in (not hashed: no cache) so workers stay warm across batches.
+    return process_batch(jobs, tagging, workers, pool)
 
 
 @task(name="store-batch", retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
@@ -82,6 +85,8 @@ def store_batch_task(database: str, run_id: str, processed: list[Processed],
               for p in processed if p.record is not None and p.fallback_reason]
     errors += [ErrorRecord(url=p.job_url, stage="extract", error=p.error or "unknown", at=now)
                for p in processed if p.record is None]
+    errors += [ErrorRecord(url=p.job_url, stage="page", error=p.note, at=now)
+               for p in processed if p.record is not None and p.note]
     result = store.store_articles(Path(database), records, run_id, lock_wait=lock_wait)
     store.record_errors(Path(database), run_id, errors, lock_wait=lock_wait)
     fallback = sum(1 for p in processed if p.record is not None and p.fallback_reason)
@@ -186,13 +191,16 @@ def ingest_articles(settings: Settings, jobs: Sequence[PageJob], summary: RunSum
         keep_raw_html=settings.storage.keep_raw_html,
     )
     pending = fetch_batch_task.submit(batches[0], settings.fetch)
-    with extraction_runner(settings.runner) as runner, progress_bar("articles", len(jobs)) as advance:
+    with (extraction_runner(settings.runner) as runner,
+          extraction_pool(tagging, settings.extract.workers if settings.runner.kind == "default" else 1)
+          as pool,
+          progress_bar("articles", len(jobs)) as advance):
         for index in range(len(batches)):
             fetched = pending.result()
             if index + 1 < len(batches):
                 pending = fetch_batch_task.submit(batches[index + 1], settings.fetch)
             if runner is None:
-                processed = extract_and_tag_task(fetched, tagging, settings.extract.workers)
+                processed = extract_and_tag_task(fetched, tagging, settings.extract.workers, pool)
             else:  # [runner] kind = "dask": the batch is shared out over the cluster's workers
                 processed = run_chunked(runner, extract_and_tag_task, fetched, "jobs",
                                         2 * settings.runner.dask_workers, tagging=tagging, workers=1)

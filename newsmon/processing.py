@@ -11,10 +11,11 @@ from __future__ import annotations
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import zstandard
 
@@ -25,7 +26,7 @@ from parsers.text import content_hash, normalise_text
 from parsers.themes import load_tagger
 from warehouse.store import ArticleRecord, EntityRow, ThemeRow
 
-__all__ = ["PageJob", "Processed", "TaggingConfig", "process_one", "process_batch"]
+__all__ = ["PageJob", "Processed", "TaggingConfig", "process_one", "process_batch", "extraction_pool"]
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,9 @@ class Processed:
     record: ArticleRecord | None
     fallback_reason: str | None  # set when feed content stood in for the page
     error: str | None  # set when nothing could be stored
+    # Set when the page's text was stored although its fetch reported a problem (a body cut
+    # at the size cap), so the run still records it in fetch_errors.
+    note: str | None = None
 
 
 class _Worker:
@@ -98,20 +102,33 @@ def process_one(job: PageJob, config: TaggingConfig) -> Processed:
     return _process(job, _Worker(config))
 
 
-def process_batch(jobs: Sequence[PageJob], config: TaggingConfig, workers: int) -> list[Processed]:
-    """Process jobs on `workers` processes (in this process when workers <= 1), order kept."""
-    if not jobs:
-        return []
-    if workers <= 1 or len(jobs) == 1:
-        worker = _Worker(config)
-        return [_process(job, worker) for job in jobs]
+@contextmanager
+def extraction_pool(config: TaggingConfig, workers: int) -> Iterator[ProcessPoolExecutor | None]:
+    """Keep `workers` extraction processes, each with its tagger loaded, for a whole night."""
+    if workers <= 1:
+        yield None
+        return
     # forkserver: children fork from a clean single-threaded server, not from a process
     # that runs Prefect's threads, and the server preloads the heavy imports once.
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["newsmon.processing"])
     with ProcessPoolExecutor(max_workers=workers, mp_context=context,
                              initializer=_init_worker, initargs=(config,)) as pool:
-        return list(pool.map(_run_in_worker, jobs, chunksize=max(1, len(jobs) // (workers * 4))))
+        yield pool
+
+
+def process_batch(jobs: Sequence[PageJob], config: TaggingConfig, workers: int,
+                  pool: ProcessPoolExecutor | None = None) -> list[Processed]:
+    """Process jobs on the pool (or a pool of `workers` made for this batch), order kept."""
+    if not jobs:
+        return []
+    if pool is not None:
+        return list(pool.map(_run_in_worker, jobs, chunksize=1))
+    if workers <= 1 or len(jobs) == 1:
+        worker = _Worker(config)
+        return [_process(job, worker) for job in jobs]
+    with extraction_pool(config, workers) as own_pool:
+        return process_batch(jobs, config, workers, own_pool)
 
 
 def _process(job: PageJob, worker: _Worker) -> Processed:
@@ -168,7 +185,8 @@ def _process(job: PageJob, worker: _Worker) -> Processed:
         content_type=job.content_type,
         html_zstd=html_zstd,
     )
-    return Processed(job.url, record, fallback_reason, None)
+    note = job.fetch_error if text_source == "page" else None
+    return Processed(job.url, record, fallback_reason, None, note)
 
 
 def default_workers() -> int:
