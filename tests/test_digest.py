@@ -511,6 +511,15 @@ def test_dry_run_writes_eml_and_self_contained_html(seeded: Seeded, tmp_path: Pa
     assert _log(seeded) == []  # a dry run sends nothing and logs nothing
 
 
+def test_dry_run_of_a_week_without_articles_says_so(seeded: Seeded, tmp_path: Path) -> None:
+    settings = Settings(storage=StorageSettings(database=str(seeded.path)))
+    eml, html = write_dry_run(settings, "2026-W20", tmp_path)
+    message = BytesParser(policy=policy.default).parsebytes(eml.read_bytes())
+    assert message["Subject"] == "[newsmon] Open-source AI, 2026-W20: a quiet week"
+    assert message["To"] is None  # no recipients configured
+    assert "No relevant stories were stored for this week." in html.read_text(encoding="utf-8")
+
+
 def test_cli_dry_run_prints_paths(seeded: Seeded, tmp_path: Path) -> None:
     from newsmon.cli import app
 
