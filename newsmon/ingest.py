@@ -7,18 +7,18 @@ kept here so it reads in one place.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Iterable, Sequence
 
 from newsmon.config import FeedConfig, FetchSettings
-from newsmon.fetch import FetchError, Fetcher, PageResponse
+from newsmon.fetch import Fetcher, FetchError, PageResponse
 from newsmon.processing import PageJob
 from parsers.feeds import FeedEntry, FeedParseError, body_hash, parse_feed
 from parsers.urls import article_id
 from warehouse.store import ErrorRecord, FeedState
 
-__all__ = ["FeedPoll", "poll_feed", "plan_jobs", "fetch_jobs", "needs_unconditional_fetch"]
+__all__ = ["FeedPoll", "fetch_jobs", "needs_unconditional_fetch", "plan_jobs", "poll_feed"]
 
 
 @dataclass(frozen=True)
@@ -70,8 +70,13 @@ async def poll_feed(fetcher: Fetcher, feed: FeedConfig, state: FeedState | None,
                             max_entries=settings.max_entries_per_feed)
     except FeedParseError as exc:
         return _failed(feed, previous, now, "parse", str(exc))
+    bozo_reason = parsed.bozo_reason if parsed.bozo else None
+    # A damaged feed that still yields entries is used, and the damage recorded.
+    damage = None if bozo_reason is None else ErrorRecord(
+        url=feed.url, stage="parse", at=now, feed_url=feed.url,
+        error=f"feed is malformed, {len(parsed.entries)} entries kept: {bozo_reason}")
     return FeedPoll(feed, "ok", parsed.entries, replace(polled, body_sha256=digest),
-                    bozo_reason=parsed.bozo_reason if parsed.bozo else None)
+                    error=damage, bozo_reason=bozo_reason)
 
 
 def _failed(feed: FeedConfig, previous: FeedState, now: datetime, stage: str, reason: str) -> FeedPoll:
@@ -116,9 +121,12 @@ async def fetch_jobs(fetcher: Fetcher, jobs: Sequence[PageJob]) -> list[PageJob]
     fetched: list[PageJob] = []
     for job, response in zip(jobs, responses):
         if isinstance(response, PageResponse):
+            # A body cut at the size cap is still extracted; the note makes the cut visible.
+            note = (f"body larger than {len(response.body)} bytes, cut there"
+                    if response.truncated else None)
             fetched.append(replace(job, body=response.body, final_url=response.final_url,
                                    status=response.status, content_type=response.content_type,
-                                   fetch_error=None))
+                                   fetch_error=note))
         else:
             fetched.append(replace(job, fetch_error=str(response.reason)))
     return fetched
