@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import email.utils
 import hashlib
+import os
 import socket
 import socketserver
 import threading
@@ -272,8 +273,10 @@ class LocalSite:
 
     def _load(self, path: Path) -> tuple[str, int, bytes]:
         """Return (ETag, mtime in whole seconds, body) of a file."""
-        body = path.read_bytes()
-        stat = path.stat()
+        with path.open("rb") as handle:
+            # Stat the open file: the builder may swap in a new version between two calls.
+            stat = os.fstat(handle.fileno())
+            body = handle.read()
         key = (stat.st_mtime_ns, len(body))
         with self._lock:
             cached = self._etags.get(path)
