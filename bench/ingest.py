@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -46,6 +47,7 @@ def baseline_seconds(pages: list[Path]) -> float:
 
 def child(config: str) -> None:
     """Run the nightly flow twice in this process and print each call's wall time."""
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
     from flows.nightly import nightly_ingest
 
     times = []
@@ -150,6 +152,8 @@ def main() -> None:
             times, peak, code = run_measured(config, lambda: counts.append(served.article_requests()))
             counts.append(served.article_requests())
 
+        if not database.exists():
+            raise SystemExit(f"the nightly run stored nothing (exit code {code})")
         con = duckdb.connect(str(database), read_only=True)
         stored = con.execute("SELECT count(*) FROM articles").fetchone()
         con.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
@@ -26,6 +27,9 @@ def main() -> None:
     """Run the command line, turning expected errors into one clear line."""
     from newsmon.errors import UserError
 
+    # Prefect's ephemeral API gives up after 20 s by default, which a busy 2-core machine can
+    # exceed on the first flow run; wait longer unless the user chose a value.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
     try:
         app()
     except UserError as exc:
