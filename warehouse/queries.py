@@ -56,10 +56,28 @@ class ExportResult:
     files: int
 
 
+# SELECT covers PRAGMA, SHOW, DESCRIBE and SUMMARIZE; SET only changes this session.
+_READING_STATEMENTS = frozenset({
+    duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN, duckdb.StatementType.SET,
+})
+
+
 def run_query(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
     """Run a user's SQL and return the last statement's result as an Arrow table."""
     if not sql.strip():
         raise QueryError("empty query")
+    try:
+        # A read-only database still lets COPY ... TO, EXPORT DATABASE, ATTACH and INSTALL
+        # write files or reach the network, so only reading statement types are run.
+        kinds = [statement.type for statement in con.extract_statements(sql)]
+    except duckdb.Error as exc:
+        raise QueryError(str(exc).strip()) from None
+    refused = sorted({kind.name for kind in kinds if kind not in _READING_STATEMENTS})
+    if refused:
+        raise QueryRefused(
+            "newsmon query opens the warehouse read-only and runs only reading statements; "
+            f"refused: {', '.join(refused)}"
+        )
     try:
         result = con.execute(sql)
         if result.description is None:
