@@ -17,8 +17,8 @@ monitor's weekly trends empty. Each group (blog posts, news pages) keeps its rea
 `now` (taken to the whole hour), floored to the minute; a post's page states the same date
 as its feed entries and names its original date and URL in the footer. The output depends
 only on the sample and on `now`'s hour, and files whose bytes did not change are not
-rewritten, so a rebuild within the hour keeps every validator and a second `newsmon demo`
-run sees 304 answers.
+rewritten, so a rebuild within the hour keeps every validator: a second demo run served on
+the same port (`LocalSite.on_preferred_port`) gets 304 for every feed.
 
 The bench site turns the corpus pages into any number of distinct article pages: copy k of
 a page gets the marker " (copy k)" after every occurrence of the page's annotated main-text
