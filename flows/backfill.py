@@ -71,7 +71,7 @@ def backfill(since: str, config_path: str | None = None, sites: list[str] | None
     logger = get_run_logger()
     tally = _Tally()
     run_id = "backfill-" + uuid.uuid4().hex[:8]
-    with nightly_writer(database):
+    with nightly_writer(database, wait):
         store.start_run(database, run_id, None, datetime.now(timezone.utc), lock_wait=wait)
         read = progress.discovered_sites(database, lock_wait=wait)
         for site in roots:

@@ -99,7 +99,7 @@ def nightly_ingest(config_path: str | None = None) -> dict[str, object]:
     """Poll every feed, store tonight's new articles, and record the run."""
     settings = load_settings(config_path)
     # Two nights must never write at once; a second run waits, then stops with WriterBusy.
-    with nightly_writer(settings.database_path):
+    with nightly_writer(settings.database_path, settings.storage.lock_wait_seconds):
         summary = begin_run(settings)
         try:
             polls = poll_all_feeds(settings, summary)

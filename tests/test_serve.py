@@ -51,7 +51,8 @@ def test_deployments_carry_cron_timezone_and_parameters(prefect_harness: None, t
             assert (schedule.cron, schedule.timezone) == (cron, "Europe/Berlin")
             assert deployment.schedules[0].active
             assert deployment.parameters == {"config_path": config}
-            assert deployment.concurrency_limit == 1
+            assert deployment.global_concurrency_limit is not None
+            assert deployment.global_concurrency_limit.limit == 1
         # The server's scheduler turns the cron into runs at 01:30 Berlin time.
         runs = client.read_flow_runs(limit=20)
         nightly_starts = sorted(r.expected_start_time for r in runs if r.deployment_id == nightly.id)
@@ -86,7 +87,7 @@ def test_prefect_home_lives_beside_the_database(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_local_server_starts_answers_and_stops(tmp_path: Path) -> None:
-    server = LocalPrefectServer(tmp_path / "prefect", startup_timeout=90)
+    server = LocalPrefectServer(tmp_path / "prefect", startup_timeout=150)
     started = time.monotonic()
     with server:
         took = time.monotonic() - started
@@ -201,3 +202,23 @@ def test_prefect_yaml_deploys_both_flows_to_a_process_pool() -> None:
         assert d["parameters"] == {"config_path": None}
         assert d["work_pool"]["name"] == "newsmon-process"
         assert d["concurrency_limit"] == 1
+
+
+@pytest.mark.slow
+def test_second_nightly_run_stops_clearly_while_one_writes(prefect_harness: None, tmp_path: Path) -> None:
+    from flows.nightly import nightly_ingest
+
+    database = tmp_path / "news.duckdb"
+    config = tmp_path / "newsmon.toml"
+    config.write_text(f'[storage]\ndatabase = "{database}"\nlock_wait_seconds = 1\n\n'
+                      '[[feeds]]\nname = "Local"\nurl = "http://127.0.0.1:9/feed.xml"\n', encoding="utf-8")
+    # The first night holds the lock file, as a run in another process would.
+    with file_lock(lock_file_for(database), 1):
+        started = time.monotonic()
+        with pytest.raises(WriterBusy) as info:
+            nightly_ingest(config_path=str(config))
+        waited = time.monotonic() - started
+    assert "another nightly run is writing to this database" in str(info.value)
+    assert waited >= 1.0
+    # It stopped before recording a run or touching any feed.
+    assert not database.exists()
