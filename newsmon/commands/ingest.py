@@ -39,13 +39,16 @@ def run(config: ConfigOption = None) -> None:
 
 
 def _print_summary(console: Console, summary: dict[str, object]) -> None:
-    table = Table(title=f"Run {summary['run_id']}: {summary['status']}", show_header=True)
-    for column in ("feeds_ok", "feeds_not_modified", "feeds_failed", "articles_new",
-                   "articles_duplicate", "articles_failed", "articles_fallback", "errors"):
-        table.add_column(column.replace("_", " "), justify="right")
-    table.add_row(*[str(summary[c]) for c in (
-        "feeds_ok", "feeds_not_modified", "feeds_failed", "articles_new", "articles_duplicate",
-        "articles_failed", "articles_fallback", "errors")])
+    table = Table(title=f"Run {summary['run_id']}: {summary['status']}", show_header=False)
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    for label, key in (("feeds ok", "feeds_ok"), ("feeds not modified", "feeds_not_modified"),
+                       ("feeds failed", "feeds_failed"), ("articles new", "articles_new"),
+                       ("articles already stored", "articles_duplicate"),
+                       ("articles failed", "articles_failed"),
+                       ("articles from feed content", "articles_fallback"),
+                       ("failures recorded in fetch_errors", "errors")):
+        table.add_row(label, str(summary[key]))
     console.print(table)
 
 
@@ -115,7 +118,7 @@ def demo(
     console.print(f"Query it:  newsmon query --config {demo_config} "
                   "\"SELECT theme, count(*) FROM article_themes GROUP BY ALL ORDER BY 2 DESC\"")
     console.print(f"Trends:    newsmon trends --config {demo_config}")
-    console.print(f"Or in SQL: duckdb -readonly {database}")
+    console.print(f"Or with the duckdb CLI: duckdb -readonly {database}")
 
 
 def _demo_digest(console: Console, settings: Settings, folder: Path) -> None:
