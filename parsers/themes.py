@@ -14,7 +14,10 @@ lexical relevance model.
 
 from __future__ import annotations
 
+import bisect
+import collections
 import dataclasses
+import functools
 import math
 import re
 import tomllib
@@ -64,7 +67,13 @@ THEME_IDS: tuple[str, ...] = (
 _RELEVANCE_GROUPS: tuple[str, ...] = ("open", "ai", "closed", "models")
 
 # Words keep inner dots ("llama.cpp", "3.1"); "$", "%" and the hugging-face emoji are words.
-_TEXT_TOKEN = re.compile(r"[a-z0-9]+(?:\.[a-z0-9]+)*|[$%\U0001F917]")
+# Text is tokenised as bytes: lower-case, every byte but [a-z0-9.] becomes a space, split.
+# Four times faster than a regex; outer dots are stripped when a new word is first seen.
+_TOKEN_TABLE = bytes(
+    b if b in b"abcdefghijklmnopqrstuvwxyz0123456789." else 0x20 for b in range(256)
+)
+# Symbols that are phrases of their own; they are counted, not tokenised.
+_SYMBOLS = frozenset({"$", "%", "\U0001F917"})
 _PHRASE_TOKEN = re.compile(r"[a-z0-9]+(?:\.[a-z0-9]+)*\*?|[$%\U0001F917]")
 # Sentence ends before an upper-case start (not "e.g. the"), at blank lines, before list
 # items or headings, and at a line break before a capital (headings and one-line sentences);
@@ -172,17 +181,18 @@ class ThemeSet:
     semantic: SemanticSettings = field(default_factory=SemanticSettings)
     source: str = "<themes>"
 
-    @property
+    @functools.cached_property
     def ids(self) -> tuple[str, ...]:
         """Return the theme ids in file order."""
         return tuple(theme.id for theme in self.themes)
 
+    @functools.cached_property
+    def _by_id(self) -> dict[str, Theme]:
+        return {theme.id: theme for theme in self.themes}
+
     def theme(self, theme_id: str) -> Theme:
         """Return the theme with this id."""
-        for theme in self.themes:
-            if theme.id == theme_id:
-                return theme
-        raise KeyError(theme_id)
+        return self._by_id[theme_id]
 
     def with_thresholds(
         self, thresholds: Mapping[str, float], relevance_threshold: float | None = None
@@ -446,7 +456,8 @@ def assign_themes(
     relevant = relevance >= themes.relevance.threshold
     if not relevant:
         return False, ()
-    ranked = sorted(themes.ids, key=lambda t: (-scores.get(t, 0.0), themes.ids.index(t)))
+    ids = themes.ids
+    ranked = sorted(ids, key=lambda t: (-scores.get(t, 0.0), ids.index(t)))
     best = scores.get(ranked[0], 0.0)
     # Labels are conservative: a theme far weaker than the article's main theme is a mention.
     floor = best * themes.scoring.relative
@@ -493,56 +504,100 @@ class _Matcher:
                     prefixes.add(atom[:-1])
                 else:
                     exact.add(atom)
+        self._symbol_pids = tuple(
+            (entry.atoms[0], pid) for pid, entry in enumerate(self.phrases)
+            if entry.atoms[0] in _SYMBOLS
+        )
+        for entry in self.phrases:
+            if len(entry.atoms) > 1 and _SYMBOLS.intersection(entry.atoms):
+                raise ThemesError(f"a symbol must be a phrase of its own: {' '.join(entry.atoms)!r}")
         self._first = {k: tuple(v) for k, v in first.items()}
+        # Trie over atoms: atom -> (phrase ids ending here, children). Walking it costs a few
+        # dict lookups per matched word instead of a check per candidate phrase.
+        self._trie: dict[str, tuple[list[int], dict[str, Any]]] = {}
+        for pid, entry in enumerate(self.phrases):
+            if entry.atoms[0] in _SYMBOLS:
+                continue
+            level = self._trie
+            for depth, atom in enumerate(entry.atoms):
+                node = level.setdefault(atom, ([], {}))
+                if depth == len(entry.atoms) - 1:
+                    node[0].append(pid)
+                level = node[1]
         self._exact = frozenset(exact)
         self._prefixes = frozenset(prefixes)
         self._prefix_lengths = tuple(sorted({len(p) for p in prefixes}))
-        # Per-instance memo: the vocabulary of news text is small, atom lookup is hot.
-        self._atoms_of: dict[str, tuple[str, ...]] = {}
+        # Per-instance memos: the vocabulary of news text is small and lookups are hot.
+        self._atoms_of: dict[bytes, tuple[str, ...]] = {}
+        self._starts_of: dict[bytes, tuple[tuple[tuple[str, ...], int], ...]] = {}
 
     def atoms(self, token: str) -> tuple[str, ...]:
         """Return the phrase atoms a text token stands for (exact word and prefixes)."""
-        found = self._atoms_of.get(token)
-        if found is not None:
-            return found
         atoms = [token] if token in self._exact else []
         for length in self._prefix_lengths:
             if length > len(token):
                 break
             if token[:length] in self._prefixes:
                 atoms.append(token[:length] + "*")
-        result = tuple(atoms)
+        return tuple(atoms)
+
+    def _learn(self, token: bytes) -> None:
         if len(self._atoms_of) > 200_000:
             self._atoms_of.clear()
-        self._atoms_of[token] = result
-        return result
+            self._starts_of.clear()
+        atoms = self.atoms(token.decode("ascii").strip("."))
+        self._atoms_of[token] = atoms
+        starts = tuple(c for atom in atoms for c in self._first.get(atom, ()))
+        if starts:
+            self._starts_of[token] = starts
 
     def match(self, sentence: str) -> tuple[int, list[int]]:
         """Return the sentence's token count and the ids of phrases found (with repeats)."""
-        tokens = _TEXT_TOKEN.findall(sentence.lower())
+        words, hits = self.match_sentences([sentence])
+        return words, [pid for _, pid in hits]
+
+    def match_sentences(self, sentences: Sequence[str]) -> tuple[int, list[tuple[int, int]]]:
+        """Return the word count and (sentence index, phrase id) of every phrase found."""
+        table = _TOKEN_TABLE
+        per_sentence = [s.encode("utf-8", "ignore").lower().translate(table).split() for s in sentences]
+        tokens: list[bytes] = []
+        bounds: list[int] = []  # index of the sentinel closing each sentence
+        for words in per_sentence:
+            tokens.extend(words)
+            bounds.append(len(tokens))
+            # A sentinel between sentences: no phrase matches it, so none spans two sentences.
+            tokens.append(b"")
         known = self._atoms_of
         for token in set(tokens).difference(known):
-            self.atoms(token)
-        atom_lists = [known[token] for token in tokens]
-        found: list[int] = []
-        first = self._first
-        n = len(atom_lists)
-        for i, atoms in enumerate(atom_lists):
-            if not atoms:
-                continue
-            for atom in atoms:
-                for rest, pid in first.get(atom, ()):
-                    if not rest:
-                        found.append(pid)
-                        continue
-                    if i + len(rest) >= n:
-                        continue
-                    for j, need in enumerate(rest, start=i + 1):
-                        if need not in atom_lists[j]:
-                            break
-                    else:
-                        found.append(pid)
-        return n, found
+            self._learn(token)
+        n = len(tokens)
+        found: list[tuple[int, int]] = []
+        for symbol, pid in self._symbol_pids:
+            for index, sentence in enumerate(sentences):
+                found.extend([(index, pid)] * sentence.count(symbol))
+        starts = self._starts_of
+        # Most words start no phrase; find the few that do without a Python-level loop body.
+        hit_positions = [i for i, token in enumerate(tokens) if token in starts]
+        if not hit_positions:
+            return n - len(sentences), found
+        trie = self._trie
+        for i in hit_positions:
+            sentence_index = bisect.bisect_left(bounds, i)
+            for atom in known[tokens[i]]:
+                node = trie.get(atom)
+                if node is None:
+                    continue
+                found.extend((sentence_index, pid) for pid in node[0])
+                pending = [(node[1], i + 1)] if node[1] else []
+                while pending:
+                    children, j = pending.pop()
+                    for next_atom in known[tokens[j]]:
+                        child = children.get(next_atom)
+                        if child is not None:
+                            found.extend((sentence_index, pid) for pid in child[0])
+                            if child[1]:
+                                pending.append((child[1], j + 1))
+        return n - len(sentences), found
 
 
 class LexicalTagger:
@@ -561,44 +616,30 @@ class LexicalTagger:
 
     def raw_signals(
         self, text: str, title: str | None = None
-    ) -> tuple[list[float], float, list[str], list[list[float]]]:
-        """Return raw group weights, the length norm, the sentences and per-sentence weights."""
+    ) -> tuple[list[float], float, list[str], list[tuple[int, int]]]:
+        """Return raw group weights, the length norm, the sentences and (sentence, phrase) hits."""
         matcher = self._matcher
         phrases = matcher.phrases
-        n_groups = len(matcher.groups)
-        counts: dict[int, float] = {}
         sentences = split_sentences(text or "")
-        per_sentence: list[list[float]] = []
-        words = 0
-        for sentence in sentences:
-            n, found = matcher.match(sentence)
-            words += n
-            if not found:
-                per_sentence.append([])
-                continue
-            weights = [0.0] * n_groups
-            for pid in found:
-                counts[pid] = counts.get(pid, 0.0) + 1.0
-                for group, weight in phrases[pid].weights:
-                    weights[group] += weight
-            per_sentence.append(weights)
+        words, hits = matcher.match_sentences(sentences)
+        counts: dict[int, float] = dict(collections.Counter(pid for _, pid in hits))
         if title:
             _, found = matcher.match(title)
             tw = self.themes.scoring.title_weight
             for pid in found:
                 counts[pid] = counts.get(pid, 0.0) + tw
-        raw = [0.0] * n_groups
+        raw = [0.0] * len(matcher.groups)
         for pid, count in counts.items():
             # Repeats add less and less: one strong phrase should not win by repetition alone.
             factor = count if count < 1 else 1.0 + math.log(count)
             for group, weight in phrases[pid].weights:
                 raw[group] += weight * factor
         norm = math.sqrt(max(1.0, words / self.themes.scoring.length_unit))
-        return raw, norm, sentences, per_sentence
+        return raw, norm, sentences, hits
 
     def tag(self, text: str, title: str | None = None) -> TagResult:
         """Tag one article: relevance, every theme's score, assigned themes with evidence."""
-        raw, norm, sentences, per_sentence = self.raw_signals(text, title)
+        raw, norm, sentences, hits = self.raw_signals(text, title)
         rel = self.themes.relevance
         s_open = _saturate((raw[0] + raw[3]) / (rel.open_scale * norm))
         s_ai = _saturate((raw[1] + raw[3]) / (rel.ai_scale * norm))
@@ -606,9 +647,9 @@ class LexicalTagger:
         relevance = s_open * s_ai * (1.0 - rel.closed_damping * s_closed * (1.0 - s_open))
         scale = self.themes.scoring.scale * norm
         offset = len(_RELEVANCE_GROUPS)
+        ids = self.themes.ids
         scores = {
-            theme_id: round(_saturate(raw[offset + k] / scale), 4)
-            for k, theme_id in enumerate(self.themes.ids)
+            theme_id: round(_saturate(raw[offset + k] / scale), 4) for k, theme_id in enumerate(ids)
         }
         relevance = round(relevance, 4)
         relevant, chosen = assign_themes(scores, relevance, self.themes)
@@ -616,7 +657,7 @@ class LexicalTagger:
             ThemeTag(
                 theme=theme_id,
                 score=scores[theme_id],
-                evidence=self._evidence_for(offset + self.themes.ids.index(theme_id), sentences, per_sentence),
+                evidence=self._evidence_for(offset + ids.index(theme_id), sentences, hits),
             )
             for theme_id in chosen
         )
@@ -628,11 +669,14 @@ class LexicalTagger:
             themes_version=self.version,
         )
 
-    def _evidence_for(self, group: int, sentences: Sequence[str], per_sentence: Sequence[list[float]]) -> str:
-        ranked = sorted(
-            (i for i, w in enumerate(per_sentence) if w and w[group] > 0),
-            key=lambda i: (-per_sentence[i][group], i),
-        )
+    def _evidence_for(self, group: int, sentences: Sequence[str], hits: Sequence[tuple[int, int]]) -> str:
+        phrases = self._matcher.phrases
+        weight_of: dict[int, float] = {}
+        for sentence_index, pid in hits:
+            for g, weight in phrases[pid].weights:
+                if g == group:
+                    weight_of[sentence_index] = weight_of.get(sentence_index, 0.0) + weight
+        ranked = sorted(weight_of, key=lambda i: (-weight_of[i], i))
         return _evidence(sentences, ranked[: self.themes.scoring.evidence_sentences])
 
 
@@ -665,6 +709,10 @@ class SemanticTagger:
                 passages.append(text)
                 self._passage_owner.append(k)
         self._passages = self._encode(passages)
+        # Similarity scores live on their own scale: one threshold for every theme.
+        self.decision_themes = themes.with_thresholds(
+            {t: themes.semantic.threshold for t in themes.ids}
+        )
 
     def _encode(self, texts: Sequence[str]) -> Any:
         return self._model.encode(
@@ -703,8 +751,7 @@ class SemanticTagger:
                 for k, theme_id in enumerate(self.themes.ids)
             }
             lexical = self._lexical.tag(text, title)
-            semantic_set = self.themes.with_thresholds({t: settings.threshold for t in self.themes.ids})
-            relevant, chosen = assign_themes(scores, lexical.relevance, semantic_set)
+            relevant, chosen = assign_themes(scores, lexical.relevance, self.decision_themes)
             tags = []
             for theme_id in chosen:
                 k = self.themes.ids.index(theme_id)
