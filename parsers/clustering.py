@@ -37,6 +37,7 @@ class ClusterSettings:
     lead_words: int = 400
     num_perm: int = 128
     seed: int = 1
+    candidate_margin: float = 0.1  # LSH proposes pairs from threshold - margin
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,10 @@ def cluster_near_duplicates(
         # times faster than datasketch's default SHA-1.
         hashfunc=zlib.crc32,
     )
-    lsh = MinHashLSH(threshold=settings.threshold, num_perm=settings.num_perm)
+    # LSH misses some pairs just above its threshold (its banding is an S-curve), so it
+    # proposes candidates from a lower bar and the estimate below applies the real one.
+    lsh = MinHashLSH(threshold=max(0.05, settings.threshold - settings.candidate_margin),
+                     num_perm=settings.num_perm)
     parent = list(range(len(keys)))
     for index, (shingle_set, minhash) in enumerate(zip(sets, hashes)):
         if not shingle_set:

@@ -480,6 +480,19 @@ def test_weeks() -> None:
     assert last_complete_week("America/New_York", datetime(2026, 11, 23, 3, 0, tzinfo=dt.UTC)) == date(2026, 11, 9)
 
 
+@pytest.mark.parametrize(("week", "period"), [
+    ("2026-W47", "16–22 Nov 2026"), ("2026-W49", "30 Nov–6 Dec 2026"), ("2026-W01", "29 Dec 2025–4 Jan 2026")])
+def test_period_names_the_days_of_the_week(week: str, period: str) -> None:
+    from warehouse.digest import WeekData
+
+    monday = parse_iso_week(week)
+    data = WeekData(week=monday, iso_week=week, relevant_articles=0, prior_relevant_avg=None,
+                    shares=(), moves=(), articles=(), entities=(), terms=())
+    digest = compose_digest(data, load_themes())
+    assert digest.period == period
+    assert digest.sections == () and digest.risers == () and digest.subject.endswith(": a quiet week")
+
+
 def test_build_message_refuses_header_injection_through_sender() -> None:
     from newsmon.digest import Digest
 
