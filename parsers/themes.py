@@ -572,9 +572,11 @@ class _Matcher:
             self._learn(token)
         n = len(tokens)
         found: list[tuple[int, int]] = []
+        joined = "".join(sentences)
         for symbol, pid in self._symbol_pids:
-            for index, sentence in enumerate(sentences):
-                found.extend([(index, pid)] * sentence.count(symbol))
+            if symbol in joined:
+                for index, sentence in enumerate(sentences):
+                    found.extend([(index, pid)] * sentence.count(symbol))
         starts = self._starts_of
         # Most words start no phrase; find the few that do without a Python-level loop body.
         hit_positions = [i for i, token in enumerate(tokens) if token in starts]
