@@ -14,7 +14,7 @@ import pytest
 from warehouse.db import connect
 
 NEWSMON = Path(sys.executable).with_name("newsmon")
-BATCHES = 20
+BATCHES = 12
 BATCH_SIZE = 200
 
 # Each batch: open the file, append articles and their tags from Arrow in one transaction,

@@ -13,7 +13,7 @@ from pathlib import Path
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
-from test_views import article, store
+from test_views import article, emerging_fixture, store
 from typer.testing import CliRunner
 
 from newsmon.cli import app
@@ -162,7 +162,7 @@ def test_real_process_bad_query_exits_nonzero_without_traceback(warehouse_config
 
 
 def test_trends_prints_table_and_chart(warehouse_config: Path) -> None:
-    result = runner.invoke(app, ["trends", "--weeks", "4", "-c", str(warehouse_config)])
+    result = runner.invoke(app, ["trends", "--weeks", "4", "--emerging", "-c", str(warehouse_config)])
     assert result.exit_code == 0, result.output
     out = result.output
     assert "2026-W44 to 2026-W47 (Europe/Berlin)" in out
@@ -172,6 +172,8 @@ def test_trends_prints_table_and_chart(warehouse_config: Path) -> None:
     assert "55.6%" in rows["agents"] and "+5.6 pp" in rows["agents"]
     assert "relevant articles per week" in out
     assert "█" in out
+    # Every title is "Open weights story N": nothing new this week.
+    assert "emerging terms" not in out
 
 
 def test_trends_for_one_theme(warehouse_config: Path) -> None:
@@ -216,3 +218,16 @@ def test_sparkline_and_column_chart() -> None:
     tall = column_chart([100.0, 90.0], ["a", "b"], height=4, fmt="{:.0f}").splitlines()
     assert tall[0].startswith("100 │██") and tall[3].startswith(" 80 │██ ██")
     assert tall[1] == "    │██   " and tall[2] == "    │██ ██"
+
+
+def test_trends_lists_emerging_terms(tmp_path: Path) -> None:
+    db = tmp_path / "news.duckdb"
+    emerging_fixture(db)
+    store(db, [], themes=[("p0", "licensing"), ("z24", "licensing")])
+    config = tmp_path / "c.toml"
+    config.write_text(f"[storage]\ndatabase = '{db}'\n", encoding="utf-8")
+    result = runner.invoke(app, ["trends", "--emerging", "-c", str(config)])
+    assert result.exit_code == 0, result.output
+    terms_line = " ".join(result.output[result.output.index("emerging terms in 2026-W47:"):].split())
+    assert "zephyrion-9 weights released (5)" in terms_line
+    assert "permissive license (5)" in terms_line

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
@@ -96,7 +96,7 @@ def run_query(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
 
 def latest_week(con: duckdb.DuckDBPyConnection) -> date | None:
     """Return the Monday of the latest ISO week that has relevant articles."""
-    row = con.execute("SELECT max(week) FROM articles_dated WHERE relevant IS TRUE").fetchone()
+    row = con.execute("SELECT latest_trend_week()").fetchone()
     return row[0] if row else None
 
 
@@ -113,13 +113,13 @@ def theme_trend(con: duckdb.DuckDBPyConnection, *, weeks: int, theme: str | None
     end = until if until is not None else latest_week(con)
     if end is None:
         return []
+    start = end - timedelta(weeks=weeks - 1)
     rows = con.execute(
         """SELECT week, iso_week, theme, articles, relevant_articles, share
-           FROM theme_weekly
-           WHERE week > CAST(? AS DATE) - 7 * ? AND week <= CAST(? AS DATE)
-             AND (CAST(? AS VARCHAR) IS NULL OR theme = ?)
+           FROM theme_weekly_since(CAST(? AS DATE))
+           WHERE week <= CAST(? AS DATE) AND (CAST(? AS VARCHAR) IS NULL OR theme = ?)
            ORDER BY week, theme""",
-        [end, weeks, end, theme, theme],
+        [start, end, theme, theme],
     ).fetchall()
     return [ThemeWeek(*row) for row in rows]
 

@@ -47,6 +47,8 @@ def _reader(settings: Settings) -> Iterator[Any]:
         with connect(settings.database_path, read_only=True,
                      lock_wait_seconds=settings.storage.lock_wait_seconds,
                      timezone=settings.trends.timezone) as con:
+            # DuckDB draws its own progress bar on long queries, into our standard output.
+            con.execute("SET enable_progress_bar = false")
             yield con
     except WarehouseError as exc:
         raise UserError(str(exc)) from None
@@ -202,6 +204,7 @@ def column_chart(values: Sequence[float], labels: Sequence[str], *, height: int 
 def trends(
     theme: Annotated[str | None, typer.Option("--theme", "-t", help="One theme id (default: every theme).")] = None,
     weeks: Annotated[int, typer.Option("--weeks", "-w", min=1, max=520, help="How many ISO weeks, ending at the latest.")] = 12,
+    emerging: Annotated[bool, typer.Option("--emerging", "-e", help="Also list the latest week's emerging terms.")] = False,
     config: ConfigOption = None,
 ) -> None:
     """Show theme shares of relevant articles per ISO week, as a table and a terminal chart."""
@@ -215,7 +218,7 @@ def trends(
             known = ", ".join(themes) or "none yet"
             raise UserError(f"no articles tagged with theme {theme!r} (known: {known})")
         rows = theme_trend(con, weeks=weeks, theme=theme)
-        terms = emerging_terms(con, limit=8) if rows else []
+        terms = emerging_terms(con, limit=8) if rows and emerging else []
     if not rows:
         console.print("No relevant articles in the warehouse yet.")
         return

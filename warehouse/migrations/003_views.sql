@@ -58,9 +58,10 @@ CREATE MACRO published_plausible(published_at, date_source, fetched_at) AS
 -- else the fetch time; date_basis says which) and its day, ISO week (Monday) and ISO week
 -- label in the session timezone.
 -- Converting each timestamp to local time through the timezone library is the slow part of
--- every trend view, so the UTC offset is looked up once per UTC day present (about 1,100 for
--- three years) and added with integer arithmetic; only on a day whose offset changes (a
--- daylight-saving switch) does a row take the library's own conversion.
+-- every trend view, so the UTC offset is computed once per UTC day between the first and the
+-- last article (about 1,100 for three years), kept in one list indexed by day, and added with
+-- integer arithmetic; a day whose offset changes (a daylight-saving switch) has no entry, and
+-- its rows take the library's own conversion.
 CREATE VIEW articles_dated AS
 WITH dated AS (
     SELECT a.*,
@@ -69,39 +70,63 @@ WITH dated AS (
            CASE WHEN published_plausible(a.published_at, a.date_source, a.fetched_at)
                 THEN 'published' ELSE 'fetched' END AS date_basis
     FROM articles a
-), offsets AS (
-    SELECT utc_day,
-           epoch_us(CAST(make_timestamptz(utc_day * 86400000000) AS TIMESTAMP))
-               - utc_day * 86400000000 AS offset_start,
-           epoch_us(CAST(make_timestamptz(utc_day * 86400000000 + 86399999999) AS TIMESTAMP))
-               - (utc_day * 86400000000 + 86399999999) AS offset_end
-    FROM (
-        -- A scan of its own, so the wide article rows are not materialised for the lookup.
-        SELECT DISTINCT epoch_us(CASE WHEN published_plausible(published_at, date_source, fetched_at)
-                                      THEN published_at ELSE fetched_at END) // 86400000000 AS utc_day
+), bounds AS (
+    -- A scan of its own, so the wide article rows are not materialised for the lookup.
+    SELECT min(utc_day) AS first_day, max(utc_day) AS last_day FROM (
+        SELECT epoch_us(CASE WHEN published_plausible(published_at, date_source, fetched_at)
+                             THEN published_at ELSE fetched_at END) // 86400000000 AS utc_day
         FROM articles
+    )
+), day_offsets AS (
+    SELECT any_value(first_day) AS first_day,
+           list(CASE WHEN offset_start = offset_end THEN offset_start END ORDER BY utc_day) AS offsets
+    FROM (
+        SELECT first_day, utc_day,
+               epoch_us(CAST(make_timestamptz(utc_day * 86400000000) AS TIMESTAMP))
+                   - utc_day * 86400000000 AS offset_start,
+               epoch_us(CAST(make_timestamptz(utc_day * 86400000000 + 86399999999) AS TIMESTAMP))
+                   - (utc_day * 86400000000 + 86399999999) AS offset_end
+        FROM bounds, range(first_day, last_day + 1) AS days(utc_day)
     )
 ), localised AS (
     SELECT d.*,
-           CASE WHEN o.offset_start = o.offset_end
-                THEN CAST(make_timestamp(epoch_us(d.article_date) + o.offset_start) AS DATE)
-                ELSE CAST(d.article_date AS DATE) END AS day
-    FROM dated d JOIN offsets o ON o.utc_day = epoch_us(d.article_date) // 86400000000
+           coalesce(
+               CAST(make_timestamp(epoch_us(d.article_date)
+                    + o.offsets[epoch_us(d.article_date) // 86400000000 - o.first_day + 1]) AS DATE),
+               CAST(d.article_date AS DATE)) AS day
+    FROM dated d CROSS JOIN day_offsets o
 )
 SELECT *,
        day - CAST(isodow(day) - 1 AS INTEGER) AS week,
        isoyear(day)::VARCHAR || '-W' || lpad(week(day)::VARCHAR, 2, '0') AS iso_week
 FROM localised;
 
--- Themes per ISO week over relevant articles. Every theme that was ever assigned has a row in
--- every week that has relevant articles (articles = 0 when none), so rises and falls to zero
--- show without gaps.
-CREATE VIEW theme_weekly AS
+-- The ISO week label of a date, e.g. '2026-W47' (the ISO year, so 2024-12-30 is 2025-W01).
+-- Views label each week once after grouping: building a string per article costs more than
+-- all the rest of a weekly count.
+CREATE MACRO iso_week_label(d) AS
+    isoyear(d)::VARCHAR || '-W' || lpad(week(d)::VARCHAR, 2, '0');
+
+-- An article dated on or after local midnight of `since` was fetched at most a day before
+-- its date: a plausible published date is at most a day ahead of the fetch. The bound is on
+-- a stored column, so DuckDB skips older row groups without computing any date.
+CREATE MACRO fetched_since(fetched_at, since) AS
+    fetched_at >= CAST(CAST(since AS DATE) - 2 AS TIMESTAMPTZ);
+
+-- The Monday of a date's ISO week.
+CREATE MACRO week_monday(d) AS
+    CAST(d AS DATE) - CAST(isodow(CAST(d AS DATE)) - 1 AS INTEGER);
+
+-- Themes per ISO week over relevant articles, from the week of `since` on. Every theme that
+-- was ever assigned has a row in every week that has relevant articles (articles = 0 when
+-- none), so rises and falls to zero show without gaps.
+CREATE MACRO theme_weekly_since(since) AS TABLE
 WITH rel AS (
-    SELECT id, week, iso_week FROM articles_dated WHERE relevant IS TRUE
+    SELECT id, week FROM articles_dated
+    WHERE relevant IS TRUE AND fetched_since(fetched_at, week_monday(since))
+      AND week >= week_monday(since)
 ), weeks AS (
-    SELECT week, any_value(iso_week) AS iso_week, count(*) AS relevant_articles
-    FROM rel GROUP BY week
+    SELECT week, count(*) AS relevant_articles FROM rel GROUP BY week
 ), themes AS (
     SELECT DISTINCT theme FROM article_themes
 ), tagged AS (
@@ -109,12 +134,15 @@ WITH rel AS (
     FROM rel r JOIN article_themes t ON t.article_id = r.id
     GROUP BY r.week, t.theme
 )
-SELECT w.week, w.iso_week, th.theme,
+SELECT w.week, iso_week_label(w.week) AS iso_week, th.theme,
        coalesce(g.articles, 0)::BIGINT AS articles,
        w.relevant_articles::BIGINT AS relevant_articles,
-       coalesce(g.articles, 0) / w.relevant_articles AS share
+       (coalesce(g.articles, 0) / w.relevant_articles)::DOUBLE AS share
 FROM weeks w CROSS JOIN themes th
 LEFT JOIN tagged g ON g.week = w.week AND g.theme = th.theme;
+
+CREATE VIEW theme_weekly AS
+SELECT * FROM theme_weekly_since(DATE '0001-01-01');
 
 -- Themes per day over relevant articles, dense like theme_weekly.
 CREATE VIEW theme_daily AS
@@ -132,7 +160,7 @@ WITH rel AS (
 SELECT d.day, th.theme,
        coalesce(g.articles, 0)::BIGINT AS articles,
        d.relevant_articles::BIGINT AS relevant_articles,
-       coalesce(g.articles, 0) / d.relevant_articles AS share
+       (coalesce(g.articles, 0) / d.relevant_articles)::DOUBLE AS share
 FROM days d CROSS JOIN themes th
 LEFT JOIN tagged g ON g.day = d.day AND g.theme = th.theme;
 
@@ -141,69 +169,83 @@ LEFT JOIN tagged g ON g.day = d.day AND g.theme = th.theme;
 -- ones, so a source's signal-to-noise is one division away.
 CREATE VIEW source_weekly AS
 WITH per_source AS (
-    SELECT week, any_value(iso_week) AS iso_week,
-           coalesce(nullif(source, ''), feed_url, '(unknown)') AS source,
+    SELECT week, coalesce(nullif(source, ''), feed_url, '(unknown)') AS source,
            count(*) FILTER (WHERE relevant IS TRUE) AS articles,
            count(*) AS all_articles
     FROM articles_dated
-    GROUP BY week, coalesce(nullif(source, ''), feed_url, '(unknown)')
+    GROUP BY ALL
 ), weeks AS (
-    SELECT week, count(*) AS relevant_articles
-    FROM articles_dated WHERE relevant IS TRUE GROUP BY week
+    SELECT week, sum(articles) AS relevant_articles FROM per_source GROUP BY week
 )
-SELECT p.week, p.iso_week, p.source,
+SELECT p.week, iso_week_label(p.week) AS iso_week, p.source,
        p.articles::BIGINT AS articles,
-       coalesce(w.relevant_articles, 0)::BIGINT AS relevant_articles,
-       CASE WHEN w.relevant_articles > 0 THEN p.articles / w.relevant_articles ELSE 0.0 END AS share,
+       w.relevant_articles::BIGINT AS relevant_articles,
+       CASE WHEN w.relevant_articles > 0 THEN p.articles / w.relevant_articles ELSE 0.0 END::DOUBLE AS share,
        p.all_articles::BIGINT AS all_articles
-FROM per_source p LEFT JOIN weeks w USING (week);
+FROM per_source p JOIN weeks w USING (week);
 
 -- Entities per ISO week over relevant articles: how many articles name each, and how often.
 CREATE VIEW entity_weekly AS
-SELECT a.week, any_value(a.iso_week) AS iso_week, e.entity, e.kind,
-       count(*)::BIGINT AS articles,
-       sum(e.mentions)::BIGINT AS mentions
-FROM articles_dated a JOIN article_entities e ON e.article_id = a.id
-WHERE a.relevant IS TRUE
-GROUP BY a.week, e.entity, e.kind;
+WITH counted AS (
+    SELECT a.week, e.entity, e.kind, count(*) AS articles, sum(e.mentions) AS mentions
+    FROM articles_dated a JOIN article_entities e ON e.article_id = a.id
+    WHERE a.relevant IS TRUE
+    GROUP BY ALL
+)
+SELECT week, iso_week_label(week) AS iso_week, entity, kind,
+       articles::BIGINT AS articles, mentions::BIGINT AS mentions
+FROM counted;
 
 -- Words and 2-3 word phrases of relevant titles whose article count in the week starting
 -- week_start jumped against the average of the four weeks before. ratio is smoothed
 -- (this_week / (prior_weekly_avg + 1)) so a brand-new term ranks by how often it appears.
 -- A term that a theme key phrase covers (either contains the other, dashes read as spaces) is
 -- left out, and so is a term that mostly appears inside a longer emerging phrase.
+-- Terms are counted for the week itself first; the four weeks before are counted only for
+-- the few terms that pass, which keeps the big aggregate small.
 CREATE MACRO emerging_terms_at(week_start, min_articles := 3, min_ratio := 2.0) AS TABLE
 WITH docs AS (
     SELECT id, week, term_tokens(title) AS w
     FROM articles_dated
     WHERE relevant IS TRUE
+      AND fetched_since(fetched_at, CAST(week_start AS DATE) - 28)
       AND week >= CAST(week_start AS DATE) - 28
       AND week <= CAST(week_start AS DATE)
 ), grams AS (
-    SELECT id, week, unnest(list_distinct(
-               list_transform(range(1, len(w) + 1), lambda i: [w[i]])
-            || list_transform(range(1, len(w)), lambda i: [w[i], w[i + 1]])
-            || list_transform(range(1, len(w) - 1), lambda i: [w[i], w[i + 1], w[i + 2]])
-           )) AS g
+    -- Each n-gram with its first and last token; the unnests of one SELECT run in step.
+    SELECT id, week, unnest(w) AS term, unnest(w) AS first_token, unnest(w) AS last_token, 1 AS n
+    FROM docs
+    UNION ALL
+    SELECT id, week, unnest(list_transform(range(1, len(w)), lambda i: w[i] || ' ' || w[i + 1])),
+           unnest(w[1:-2]), unnest(w[2:]), 2
+    FROM docs
+    UNION ALL
+    SELECT id, week,
+           unnest(list_transform(range(1, len(w) - 1), lambda i: w[i] || ' ' || w[i + 1] || ' ' || w[i + 2])),
+           unnest(w[1:-3]), unnest(w[3:]), 3
     FROM docs
 ), terms AS (
-    SELECT id, week, array_to_string(g, ' ') AS term
-    FROM grams
-    WHERE g[1] NOT IN (SELECT word FROM term_stop_words)
-      AND g[-1] NOT IN (SELECT word FROM term_stop_words)
-      AND NOT regexp_full_match(g[1], '[\pN._+-]+')
-      AND (len(g) > 1 OR length(g[1]) >= 3 OR regexp_matches(g[1], '\pN'))
-), counted AS (
-    SELECT term,
-           count(*) FILTER (WHERE week = CAST(week_start AS DATE)) AS this_week,
-           count(*) FILTER (WHERE week < CAST(week_start AS DATE)) / 4.0 AS prior_weekly_avg
-    FROM terms
-    GROUP BY term
+    SELECT id, week, term FROM grams
+    WHERE first_token NOT IN (SELECT word FROM term_stop_words)
+      AND last_token NOT IN (SELECT word FROM term_stop_words)
+      AND NOT regexp_full_match(first_token, '[\pN._+-]+')
+      AND (n > 1 OR length(first_token) >= 3 OR regexp_matches(first_token, '\pN'))
+), current_week AS (
+    SELECT * FROM (
+        SELECT term, count(DISTINCT id) AS this_week
+        FROM terms WHERE week = CAST(week_start AS DATE)
+        GROUP BY term
+    ) WHERE this_week >= min_articles
+), prior_weeks AS (
+    SELECT t.term, count(DISTINCT t.id) / 4.0 AS prior_weekly_avg
+    FROM terms t SEMI JOIN current_week c ON c.term = t.term
+    WHERE t.week < CAST(week_start AS DATE)
+    GROUP BY t.term
 ), jumped AS (
-    SELECT term, this_week, prior_weekly_avg, this_week / (prior_weekly_avg + 1.0) AS ratio
-    FROM counted
-    WHERE this_week >= min_articles
-      AND this_week / (prior_weekly_avg + 1.0) >= min_ratio
+    SELECT c.term, c.this_week, coalesce(p.prior_weekly_avg, 0.0) AS prior_weekly_avg,
+           c.this_week / (coalesce(p.prior_weekly_avg, 0.0) + 1.0) AS ratio
+    FROM current_week c LEFT JOIN prior_weeks p USING (term)
+    WHERE c.this_week / (coalesce(p.prior_weekly_avg, 0.0) + 1.0) >= min_ratio
 ), uncovered AS (
     SELECT j.* FROM jumped j
     WHERE NOT EXISTS (
@@ -213,7 +255,7 @@ WITH docs AS (
     )
 )
 SELECT CAST(week_start AS DATE) AS week,
-       isoyear(CAST(week_start AS DATE))::VARCHAR || '-W' || lpad(week(CAST(week_start AS DATE))::VARCHAR, 2, '0') AS iso_week,
+       iso_week_label(CAST(week_start AS DATE)) AS iso_week,
        u.term, u.this_week::BIGINT AS this_week, u.prior_weekly_avg::DOUBLE AS prior_weekly_avg,
        u.ratio::DOUBLE AS ratio
 FROM uncovered u
@@ -224,6 +266,14 @@ WHERE NOT EXISTS (
       AND longer.this_week >= 0.8 * u.this_week
 );
 
+-- The Monday of the latest ISO week that has relevant articles. Weeks rise with dates, so
+-- this is the week of the latest date: one scan, one timezone conversion.
+CREATE MACRO latest_trend_week() AS (
+    SELECT week_monday(CAST(max(CASE WHEN published_plausible(published_at, date_source, fetched_at)
+                                     THEN published_at ELSE fetched_at END) AS DATE))
+    FROM articles WHERE relevant IS TRUE
+);
+
 -- Emerging terms of the latest week that has relevant articles.
 CREATE VIEW emerging_terms AS
-SELECT * FROM emerging_terms_at((SELECT max(week) FROM articles_dated WHERE relevant IS TRUE));
+SELECT * FROM emerging_terms_at(latest_trend_week());
