@@ -10,8 +10,9 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import cast
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
@@ -31,6 +32,7 @@ from newsmon.backfill import (
 )
 from newsmon.config import FetchSettings, load_settings
 from newsmon.fetch import Fetcher
+from newsmon.processing import PageJob
 from newsmon.writer_lock import nightly_writer
 from warehouse import backfill as progress
 from warehouse import store
@@ -72,16 +74,17 @@ def backfill(since: str, config_path: str | None = None, sites: list[str] | None
     tally = _Tally()
     run_id = "backfill-" + uuid.uuid4().hex[:8]
     with nightly_writer(database, wait):
-        store.start_run(database, run_id, None, datetime.now(timezone.utc), lock_wait=wait)
+        store.start_run(database, run_id, None, datetime.now(UTC), lock_wait=wait)
         read = progress.discovered_sites(database, lock_wait=wait)
         for site in roots:
             if site in read and not rediscover:
                 logger.info(f"{site}: sitemaps already read, resuming its pending URLs")
                 continue
-            found = discover_site_task.submit(site, fetch_settings, max_sitemaps).result()
+            # Prefect types an async task's result as its coroutine; it is the awaited value.
+            found = cast(Discovery, discover_site_task.submit(site, fetch_settings, max_sitemaps).result())
             added = progress.record_discovery(
                 database, site, start.date(), found.sitemaps_read,
-                [(e.url, e.lastmod) for e in found.urls], datetime.now(timezone.utc), lock_wait=wait)
+                [(e.url, e.lastmod) for e in found.urls], datetime.now(UTC), lock_wait=wait)
             tally.discovered += added
             line = f"{site}: {found.sitemaps_read} sitemaps, {len(found.urls)} pages, {added} new"
             logger.info(line + "".join(f"; {error}" for error in found.errors))
@@ -92,11 +95,11 @@ def backfill(since: str, config_path: str | None = None, sites: list[str] | None
         for index in range(0, len(candidates), size):
             if index:
                 time.sleep(pause_seconds)
-            now = datetime.now(timezone.utc)
+            now = datetime.now(UTC)
             jobs, settled = plan_candidates(candidates[index:index + size], start, now)
             sources = {job.url: (job.aliases[0] if job.aliases else job.url) for job in jobs}
             if jobs:
-                fetched = fetch_batch_task.submit(jobs, fetch_settings).result()
+                fetched = cast(list[PageJob], fetch_batch_task.submit(jobs, fetch_settings).result())
                 processed = extract_and_tag_task(fetched, tagging, settings.extract.workers)
                 kept, judged = judge_processed(processed, start, sources)
                 result = store.store_articles(database, kept, run_id, lock_wait=wait)
@@ -111,7 +114,7 @@ def backfill(since: str, config_path: str | None = None, sites: list[str] | None
                            articles_duplicate=tally.outcomes.get("duplicate", 0)
                            + tally.outcomes.get("known", 0),
                            articles_failed=tally.outcomes.get("failed", 0))
-        store.finish_run(database, run_id, counts, datetime.now(timezone.utc), "completed",
+        store.finish_run(database, run_id, counts, datetime.now(UTC), "completed",
                          lock_wait=wait)
         remaining = progress.pending_urls(database, roots, start, 1, lock_wait=wait)
     summary: dict[str, object] = {

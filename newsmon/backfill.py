@@ -11,14 +11,14 @@ themes are about. The extract, tag and store path is the nightly one.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import date, datetime, time, timezone
-from typing import Iterable, Sequence
+from datetime import UTC, date, datetime, time
 from urllib.parse import urlsplit
 
 from newsmon.config import FetchSettings, Settings
 from newsmon.errors import UserError
-from newsmon.fetch import FetchError, Fetcher
+from newsmon.fetch import Fetcher, FetchError
 from newsmon.processing import PageJob, Processed, TaggingConfig
 from parsers.dates import date_from_url
 from parsers.sitemaps import (
@@ -35,14 +35,14 @@ from warehouse.store import ArticleRecord, StoreResult
 
 __all__ = [
     "Discovery",
-    "parse_since",
     "backfill_sites",
-    "polite_fetch_settings",
-    "tagging_config",
     "discover_site",
-    "plan_candidates",
     "judge_processed",
+    "parse_since",
+    "plan_candidates",
+    "polite_fetch_settings",
     "stored_outcomes",
+    "tagging_config",
 ]
 
 # Aggregators list other people's articles; their sitemaps are not the sites we follow.
@@ -65,9 +65,9 @@ def parse_since(value: str, today: date | None = None) -> datetime:
         day = date.fromisoformat(value.strip())
     except ValueError:
         raise UserError(f"--since must be a date like 2026-01-31, not {value!r}") from None
-    if day > (today or datetime.now(timezone.utc).date()):
+    if day > (today or datetime.now(UTC).date()):
         raise UserError(f"--since {day} is in the future")
-    return datetime.combine(day, time(0), tzinfo=timezone.utc)
+    return datetime.combine(day, time(0), tzinfo=UTC)
 
 
 def backfill_sites(settings: Settings, explicit: Sequence[str] = ()) -> list[str]:

@@ -11,8 +11,9 @@ is started from (`newsmon run`, `newsmon serve`, a deployment).
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Iterator, Sequence, TypeVar
+from typing import Any, TypeVar
 
 from prefect import Task
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
@@ -20,7 +21,7 @@ from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from newsmon.config import RunnerSettings
 from newsmon.errors import UserError
 
-__all__ = ["RUNNER_KINDS", "build_task_runner", "extraction_runner", "split_chunks", "run_chunked"]
+__all__ = ["RUNNER_KINDS", "build_task_runner", "extraction_runner", "run_chunked", "split_chunks"]
 
 RUNNER_KINDS = ("default", "dask")
 

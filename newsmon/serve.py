@@ -16,10 +16,11 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, Callable
+from typing import IO, Any, Self
 
 import httpx
 
@@ -27,16 +28,16 @@ from newsmon.config import Settings
 from newsmon.errors import UserError
 
 __all__ = [
-    "NIGHTLY_DEPLOYMENT",
     "DIGEST_DEPLOYMENT",
+    "NIGHTLY_DEPLOYMENT",
     "WRITER_LIMIT",
-    "ServerError",
     "LocalPrefectServer",
-    "prefect_home",
-    "free_port",
-    "configured_api_url",
+    "ServerError",
     "build_deployments",
+    "configured_api_url",
     "ensure_writer_limit",
+    "free_port",
+    "prefect_home",
     "serve_forever",
 ]
 
@@ -174,7 +175,7 @@ class LocalPrefectServer:
         """Tell whether the server process is alive."""
         return self._process is not None and self._process.poll() is None
 
-    def __enter__(self) -> "LocalPrefectServer":
+    def __enter__(self) -> Self:
         self.start()
         try:
             self.wait_healthy()

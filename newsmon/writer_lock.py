@@ -21,14 +21,14 @@ from __future__ import annotations
 import fcntl
 import os
 import time
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Iterator
 
 from newsmon.errors import UserError
 
-__all__ = ["WriterBusy", "DEFAULT_WAIT_SECONDS", "lock_file_for", "nightly_writer", "file_lock"]
+__all__ = ["DEFAULT_WAIT_SECONDS", "WriterBusy", "file_lock", "lock_file_for", "nightly_writer"]
 
 DEFAULT_WAIT_SECONDS = 60.0
 
@@ -63,7 +63,7 @@ def file_lock(path: Path, wait_seconds: float, *, poll: float = 0.2) -> Iterator
                     ) from None
                 time.sleep(poll)
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} since {datetime.now(timezone.utc):%Y-%m-%d %H:%M:%S} UTC"
+        os.pwrite(fd, f"pid {os.getpid()} since {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC"
                   .encode(), 0)
         try:
             yield

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlsplit
 
-from lxml import etree
 from courlan import clean_url, extract_domain
+from lxml import etree
 from trafilatura.sitemaps import (
     DETECT_LINKS,
     DETECT_SITEMAP_LINK,
@@ -30,12 +30,12 @@ from parsers.dates import parse_date
 
 __all__ = [
     "SitemapEntry",
-    "SitemapPage",
     "SitemapError",
-    "site_root",
-    "robots_sitemaps",
+    "SitemapPage",
     "guessed_sitemaps",
     "parse_sitemap",
+    "robots_sitemaps",
+    "site_root",
 ]
 
 _NS = "{http://www.sitemaps.org/schemas/sitemap/0.9}"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import gzip
 import re
-from datetime import datetime, timezone
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Iterator
 
 import duckdb
 import markdown
@@ -25,7 +25,7 @@ RELEVANT = ["codellama.md", "llama3.md", "mixtral.md", "gemma.md"]
 
 def _article_html(name: str, published: str) -> bytes:
     text = (SAMPLE_DIR / "articles" / name).read_text(encoding="utf-8")
-    text = re.sub(r"\A---\n.*?\n---\n", "", text, flags=re.S)
+    text = re.sub(r"\A---\n.*?\n---\n", "", text, flags=re.DOTALL)
     title = next((line[2:] for line in text.splitlines() if line.startswith("# ")), name)
     body = markdown.markdown(text)
     return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{title}</title>"
@@ -116,7 +116,7 @@ def test_parse_sitemap_keeps_lastmod_and_nested_sitemaps() -> None:
                          b"<url><loc>http://127.0.0.1:9/b</loc></url></urlset>")
     page = parse_sitemap(body, "http://127.0.0.1:9/sitemap.xml.gz")
     assert [(e.url, e.lastmod) for e in page.urls] == [
-        ("http://127.0.0.1:9/a", datetime(2026, 4, 1, tzinfo=timezone.utc)),
+        ("http://127.0.0.1:9/a", datetime(2026, 4, 1, tzinfo=UTC)),
         ("http://127.0.0.1:9/b", None),
     ]
     assert page.sitemaps == ("http://127.0.0.1:9/more.xml",)

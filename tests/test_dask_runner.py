@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from prefect import flow
@@ -47,7 +47,7 @@ def test_dask_runner_gives_the_same_records_as_the_default(prefect_harness: None
     from newsmon.processing import PageJob, TaggingConfig
     from newsmon.runners import run_chunked
 
-    now = datetime(2026, 5, 4, 8, 0, tzinfo=timezone.utc)
+    now = datetime(2026, 5, 4, 8, 0, tzinfo=UTC)
     pages = [t for t in TRUTH if t["file"].endswith(".html")][:6]
     jobs = [PageJob(article_id=f"{i:016x}", url=t["url"], feed_url="http://127.0.0.1/feed",
                     feed_name="Feed", guid=None, entry_title=None, entry_summary="summary",

@@ -108,9 +108,9 @@ def test_second_writer_waits_then_fails_clearly(tmp_path: Path) -> None:
     database = tmp_path / "data" / "newsmon.duckdb"
     with nightly_writer(database, wait_seconds=0.5, use_prefect_limit=False):
         started = time.monotonic()
-        with pytest.raises(WriterBusy) as info:
-            with nightly_writer(database, wait_seconds=0.6, use_prefect_limit=False):
-                pytest.fail("two writers held the lock at once")
+        with (pytest.raises(WriterBusy) as info,
+              nightly_writer(database, wait_seconds=0.6, use_prefect_limit=False)):
+            pytest.fail("two writers held the lock at once")
         assert time.monotonic() - started >= 0.5
     assert f"pid {os.getpid()}" in str(info.value) and "Try again" in str(info.value)
     # Released: the next writer gets it at once.
@@ -143,14 +143,13 @@ def test_lock_of_a_killed_process_is_released(tmp_path: Path) -> None:
     lock = tmp_path / "w.lock"
     holder = subprocess.Popen(
         [sys.executable, "-c",
-         "import sys, time; from pathlib import Path; from newsmon.writer_lock import file_lock\n"
-         f"with file_lock(Path({str(lock)!r}), 1):\n    print('held', flush=True); time.sleep(60)"],
+         ("import sys, time; from pathlib import Path; from newsmon.writer_lock import file_lock\n"
+          f"with file_lock(Path({str(lock)!r}), 1):\n    print('held', flush=True); time.sleep(60)")],
         stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
-        with pytest.raises(WriterBusy):
-            with file_lock(lock, 0.2):
-                pass
+        with pytest.raises(WriterBusy), file_lock(lock, 0.2):
+            pass
         holder.kill()
         holder.wait(10)
         with file_lock(lock, 5):
@@ -171,13 +170,13 @@ def test_prefect_limit_keeps_a_second_writer_out(prefect_harness: None, tmp_path
         with get_client(sync_client=True) as client:
             limit = client.read_global_concurrency_limit_by_name(WRITER_LIMIT)
         assert (limit.limit, limit.active_slots) == (1, 1)
-        with pytest.raises(WriterBusy) as info:
-            with nightly_writer(tmp_path / "b.duckdb", wait_seconds=1.5, use_prefect_limit=True):
-                pytest.fail("two writers held the Prefect limit at once")
+        with (pytest.raises(WriterBusy) as info,
+              nightly_writer(tmp_path / "b.duckdb", wait_seconds=1.5, use_prefect_limit=True)):
+            pytest.fail("two writers held the Prefect limit at once")
         assert WRITER_LIMIT in str(info.value)
-    with nightly_writer(tmp_path / "b.duckdb", wait_seconds=5, use_prefect_limit=True):
-        with get_client(sync_client=True) as client:
-            assert client.read_global_concurrency_limit_by_name(WRITER_LIMIT).active_slots == 1
+    with (nightly_writer(tmp_path / "b.duckdb", wait_seconds=5, use_prefect_limit=True),
+          get_client(sync_client=True) as client):
+        assert client.read_global_concurrency_limit_by_name(WRITER_LIMIT).active_slots == 1
     with get_client(sync_client=True) as client:
         assert client.read_global_concurrency_limit_by_name(WRITER_LIMIT).active_slots == 0
 

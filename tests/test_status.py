@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -14,7 +14,7 @@ from warehouse import store
 from warehouse.status import status_report
 from warehouse.store import ArticleRecord, ErrorRecord, FeedState, RunCounts
 
-NOW = datetime(2026, 5, 20, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 5, 20, 12, 0, tzinfo=UTC)
 
 
 def _article(n: int, feed_url: str, fetched_at: datetime) -> ArticleRecord:

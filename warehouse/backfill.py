@@ -6,10 +6,10 @@ sites already read are not read again, and only `pending` URLs are fetched.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import Sequence
 
 import duckdb
 import pyarrow as pa
@@ -20,10 +20,10 @@ __all__ = [
     "Candidate",
     "Outcome",
     "discovered_sites",
-    "record_discovery",
     "pending_urls",
-    "record_outcomes",
     "progress_counts",
+    "record_discovery",
+    "record_outcomes",
 ]
 
 _TS = pa.timestamp("us", tz="UTC")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -16,15 +16,15 @@ import duckdb
 from warehouse.db import connect
 
 __all__ = [
-    "RunRow",
-    "FailingFeed",
-    "StaleFeed",
     "DatabaseSize",
+    "FailingFeed",
+    "RunRow",
+    "StaleFeed",
     "StatusReport",
-    "last_runs",
-    "failing_feeds",
-    "stale_feeds",
     "database_size",
+    "failing_feeds",
+    "last_runs",
+    "stale_feeds",
     "status_report",
 ]
 
@@ -158,7 +158,7 @@ def stale_feeds(path: Path, days: int = 14, *, now: datetime | None = None,
                 lock_wait: float = 30.0) -> list[StaleFeed]:
     """Return polled feeds with no new article in the last `days` days (never first)."""
     with connect(path, read_only=True, lock_wait_seconds=lock_wait, timezone="UTC") as con:
-        return _stale(con, days, now or datetime.now(timezone.utc))
+        return _stale(con, days, now or datetime.now(UTC))
 
 
 def database_size(path: Path, *, lock_wait: float = 30.0) -> DatabaseSize:
@@ -176,7 +176,7 @@ def status_report(path: Path, *, runs: int = 10, failing_after: int = 3, stale_d
             database=str(path),
             runs=tuple(_runs(con, runs)),
             failing=tuple(_failing(con, failing_after)),
-            stale=tuple(_stale(con, stale_days, now or datetime.now(timezone.utc))),
+            stale=tuple(_stale(con, stale_days, now or datetime.now(UTC))),
             size=_size(con, path),
             failing_after=failing_after,
             stale_days=stale_days,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Annotated, Optional
+from datetime import UTC, datetime
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -12,7 +12,7 @@ from rich.table import Table
 from newsmon.commands.options import ConfigOption, settings_or_exit
 from newsmon.errors import UserError
 
-__all__ = ["register", "serve", "status", "backfill", "human_size"]
+__all__ = ["backfill", "human_size", "register", "serve", "status"]
 
 
 def register(app: typer.Typer) -> None:
@@ -55,7 +55,7 @@ def human_size(size: int) -> str:
 
 
 def _when(moment: datetime | None) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC") if moment else "-"
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if moment else "-"
 
 
 def status(
@@ -114,7 +114,7 @@ def status(
 def backfill(
     since: Annotated[str, typer.Option(help="Earliest publication date to fill, YYYY-MM-DD.")],
     config: ConfigOption = None,
-    site: Annotated[Optional[list[str]], typer.Option(
+    site: Annotated[list[str] | None, typer.Option(
         help="Site to read sitemaps from (repeatable; default: the hosts of the configured feeds).")] = None,
     max_urls: Annotated[int, typer.Option(help="Most pages to consider in this call; run again to continue.")] = 500,
     max_sitemaps: Annotated[int, typer.Option(help="Most sitemap documents to read per site.")] = 50,
