@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Sequence
@@ -105,6 +105,9 @@ def nightly_ingest(config_path: str | None = None) -> dict[str, object]:
             polls = poll_all_feeds(settings, summary)
             jobs = plan_new_articles(settings, polls, summary)
             ingest_articles(settings, jobs, summary)
+            # Only now may the feeds' new validators be kept: see poll_all_feeds.
+            store.save_feed_states(settings.database_path, [p.state for p in polls],
+                                   lock_wait=settings.storage.lock_wait_seconds)
             summary.status = "completed"
         except BaseException as exc:
             summary.status = "failed"
@@ -152,7 +155,10 @@ def poll_all_feeds(settings: Settings, summary: RunSummary) -> list[FeedPoll]:
             line += f": {poll.error.error}"
         logger.info(line)
         summary.feed_lines.append(line)
-    store.save_feed_states(settings.database_path, [p.state for p in polls],
+    # A run that dies before tonight's articles are stored must see the same entries again,
+    # not a 304 or an unchanged body: until the night is done the old validators are kept.
+    store.save_feed_states(settings.database_path,
+                           [_old_validators(p.state, states.get(p.feed.url)) for p in polls],
                            lock_wait=settings.storage.lock_wait_seconds)
     errors = [p.error for p in polls if p.error]
     store.record_errors(settings.database_path, summary.run_id, errors,
@@ -164,6 +170,13 @@ def poll_all_feeds(settings: Settings, summary: RunSummary) -> list[FeedPoll]:
         feeds_failed=sum(p.outcome == "failed" for p in polls),
     )
     return polls
+
+
+def _old_validators(state: FeedState, before: FeedState | None) -> FeedState:
+    return replace(state, etag=before.etag if before else None,
+                   last_modified=before.last_modified if before else None,
+                   body_sha256=before.body_sha256 if before else None,
+                   last_full_fetch_at=before.last_full_fetch_at if before else None)
 
 
 def plan_new_articles(settings: Settings, polls: Sequence[FeedPoll], summary: RunSummary) -> list[PageJob]:
