@@ -32,9 +32,9 @@ from pathlib import Path
 import duckdb
 import psutil
 import trafilatura
-from newsmon.demo_site import MultiHostSite, build_bench_site
 
 from newsmon.commands.ingest import write_demo_config
+from newsmon.demo_site import MultiHostSite, build_bench_site
 
 
 def baseline_seconds(pages: list[Path]) -> float:

@@ -8,11 +8,11 @@ articles. The batch loop fetches batch k+1 while batch k is extracted on the pro
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Sequence
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
@@ -29,7 +29,7 @@ from newsmon.writer_lock import nightly_writer
 from warehouse import store
 from warehouse.store import ErrorRecord, FeedState, RunCounts
 
-__all__ = ["nightly_ingest", "RunSummary"]
+__all__ = ["RunSummary", "nightly_ingest"]
 
 
 @dataclass
@@ -49,7 +49,7 @@ class RunSummary:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 @task(name="poll-feed", retries=2, retry_delay_seconds=[5, 30], cache_policy=NO_CACHE)
@@ -142,7 +142,7 @@ def poll_all_feeds(settings: Settings, summary: RunSummary) -> list[FeedPoll]:
     for feed, future in zip(settings.feeds, futures):
         try:
             poll = future.result()
-        except Exception as exc:  # the task's own retries are spent
+        except Exception as exc:  # noqa: BLE001 - any failure of one feed must not stop the night
             poll = FeedPoll(feed, "failed", (), FeedState(url=feed.url, name=feed.name),
                             ErrorRecord(url=feed.url, stage="feed", error=f"{type(exc).__name__}: {exc}",
                                         at=now, feed_url=feed.url))
@@ -248,8 +248,8 @@ def publish_summary(summary: RunSummary) -> None:
         "",
         "| feeds ok | not modified | failed | articles new | duplicate | failed | from feed content |",
         "|---:|---:|---:|---:|---:|---:|---:|",
-        f"| {c.feeds_ok} | {c.feeds_not_modified} | {c.feeds_failed} | {c.articles_new} "
-        f"| {c.articles_duplicate} | {c.articles_failed} | {c.articles_fallback} |",
+        (f"| {c.feeds_ok} | {c.feeds_not_modified} | {c.feeds_failed} | {c.articles_new} "
+         f"| {c.articles_duplicate} | {c.articles_failed} | {c.articles_fallback} |"),
         "",
         f"{summary.errors} failures recorded in `fetch_errors`. Database: `{summary.database}`.",
         "",

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import zstandard
 
@@ -24,9 +24,9 @@ from parsers.dates import choose_published
 from parsers.entities import find_entities, load_gazetteer
 from parsers.text import content_hash, normalise_text
 from parsers.themes import load_tagger
-from warehouse.store import ArticleRecord, EntityRow, ThemeRow
+from warehouse.records import ArticleRecord, EntityRow, ThemeRow
 
-__all__ = ["PageJob", "Processed", "TaggingConfig", "process_one", "process_batch", "extraction_pool"]
+__all__ = ["PageJob", "Processed", "TaggingConfig", "extraction_pool", "process_batch", "process_one"]
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,10 @@ def test_demo_stores_sample_and_reruns_cleanly(prefect_harness: None, tmp_path: 
     try:
         assert con.execute("SELECT count(*) FROM articles").fetchone() == (stored,)
         last = con.execute(
-            "SELECT articles_new, status FROM runs ORDER BY started_at DESC LIMIT 1").fetchone()
+            "SELECT articles_new, articles_duplicate, feeds_not_modified, status FROM runs"
+            " ORDER BY started_at DESC LIMIT 1").fetchone()
+        feeds = con.execute("SELECT count(*) FROM feeds").fetchone()
     finally:
         con.close()
-    assert last == (0, "completed")
+    # Same URLs on the rerun: every feed answers 304 and no article is fetched again.
+    assert feeds is not None and last == (0, 0, feeds[0], "completed")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -89,8 +89,9 @@ def demo(
     if fresh and database.exists():
         database.unlink()
     site_root = folder / "site"
-    with LocalSite(site_root, host="127.0.0.1") as server:
-        site = build_demo_site(site_root, server.base_url, now=datetime.now(timezone.utc))
+    # A fixed port keeps feed and article URLs stable, so a rerun gets 304s and fetches nothing.
+    with LocalSite.on_preferred_port(site_root) as server:
+        site = build_demo_site(site_root, server.base_url, now=datetime.now(UTC))
         console.print(f"Serving {len(site.feeds)} sample feeds and {site.article_count} articles "
                       f"on {server.base_url}")
         demo_config = write_demo_config(folder / "newsmon.toml", database, server.base_url,
