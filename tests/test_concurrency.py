@@ -21,12 +21,16 @@ BATCH_SIZE = 200
 # close (releasing the lock), pause briefly as the nightly flow does between fetches.
 WRITER = textwrap.dedent(
     """
-    import sys, time
+    import os, sys, time
     from datetime import datetime, timedelta, timezone
     import pyarrow as pa
     from warehouse.bulk import append_tables_to
 
-    db, batches, size, done = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+    db, batches, size, done, ready = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+    # Start once the reader is up, so the race really happens on a busy machine too.
+    deadline = time.monotonic() + 30
+    while not os.path.exists(ready) and time.monotonic() < deadline:
+        time.sleep(0.01)
     start = datetime(2026, 11, 16, 8, tzinfo=timezone.utc)
     ts = pa.timestamp("us", tz="UTC")
     for b in range(batches):
@@ -60,7 +64,8 @@ READER = textwrap.dedent(
     import contextlib, io, json, os, sys, time
     from newsmon.cli import app
 
-    config, done = sys.argv[1], sys.argv[2]
+    config, done, ready = sys.argv[1], sys.argv[2], sys.argv[3]
+    open(ready, "w").close()
     sql = "SELECT count(*) AS n, (SELECT count(*) FROM article_themes) AS tags FROM articles"
     while True:
         finished = os.path.exists(done)
@@ -88,14 +93,15 @@ def test_queries_during_batched_writes(tmp_path: Path) -> None:
     config = tmp_path / "newsmon.toml"
     config.write_text(f"[storage]\ndatabase = '{db}'\nlock_wait_seconds = 30\n", encoding="utf-8")
     done = tmp_path / "writer.done"
+    ready = tmp_path / "reader.ready"
     (tmp_path / "writer.py").write_text(WRITER, encoding="utf-8")
     (tmp_path / "reader.py").write_text(READER, encoding="utf-8")
 
     started = time.monotonic()
     writer = subprocess.Popen(
-        [sys.executable, str(tmp_path / "writer.py"), str(db), str(BATCHES), str(BATCH_SIZE), str(done)],
+        [sys.executable, str(tmp_path / "writer.py"), str(db), str(BATCHES), str(BATCH_SIZE), str(done), str(ready)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    reader = subprocess.Popen([sys.executable, str(tmp_path / "reader.py"), str(config), str(done)],
+    reader = subprocess.Popen([sys.executable, str(tmp_path / "reader.py"), str(config), str(done), str(ready)],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     # Meanwhile, real `newsmon query` processes, as a user at a terminal would start them.
     cli_runs: list[subprocess.CompletedProcess[str]] = []

@@ -21,6 +21,7 @@ from warehouse.queries import (
     refresh_theme_phrases,
     theme_phrases,
     theme_trend,
+    use_theme_phrases,
 )
 
 TS = pa.timestamp("us", tz="UTC")
@@ -340,3 +341,22 @@ def test_export_parquet_partitions_by_month(two_weeks: Path, tmp_path: Path) -> 
     assert sorted(zip(themes["article_id"].to_pylist(), themes["theme"].to_pylist()))[:2] == [
         ("a1", "licensing"), ("a2", "licensing")]
     assert result.files == len(list(out.glob("*/month=*/*.parquet")))
+
+
+def test_prefix_key_phrases_and_session_phrases(db_path: Path) -> None:
+    emerging_fixture(db_path)
+    with connect(db_path, timezone="UTC") as con:
+        refresh_theme_phrases(con, {"licensing": ["permissive licen*"], "hardware": ["roundup*"]})
+        assert theme_phrases(con) == {"hardware": ["roundup*"], "licensing": ["permissive licen*"]}
+    with connect(db_path, read_only=True, timezone="UTC") as con:
+        stored = [t for t, *_ in emerging_terms(con, date(2026, 11, 16), limit=50)]
+        # A read-only session can bring the phrases of today's themes file.
+        assert use_theme_phrases(con, {"new": ["Zephyrion-9*"]}) == 1
+        session = [t for t, *_ in emerging_terms(con, date(2026, 11, 16), limit=50)]
+    assert "zephyrion-9 weights released" in stored
+    assert not any("permissive" in t or "roundup" in t for t in stored)
+    assert not any("zephyrion" in t for t in session)
+    assert "permissive license" in session
+    with connect(db_path, read_only=True, timezone="UTC") as con:
+        # The override lived in that session only.
+        assert theme_phrases(con) == {"hardware": ["roundup*"], "licensing": ["permissive licen*"]}

@@ -28,6 +28,7 @@ __all__ = [
     "run_query",
     "theme_phrases",
     "theme_trend",
+    "use_theme_phrases",
 ]
 
 
@@ -150,10 +151,10 @@ def refresh_theme_phrases(con: duckdb.DuckDBPyConnection,
     try:
         con.register("staged_key_phrases", staged)
         con.execute("DELETE FROM theme_key_phrases")
-        # term_text normalises exactly as the emerging-terms macro does, so the anti-join agrees.
+        # key_phrase_text normalises as the emerging-terms macro does, so the anti-join agrees.
         con.execute(
             "INSERT INTO theme_key_phrases"
-            " SELECT DISTINCT theme, term_text(phrase) FROM staged_key_phrases"
+            " SELECT DISTINCT theme, key_phrase_text(phrase) FROM staged_key_phrases"
             " WHERE term_text(phrase) <> ''"
         )
         con.unregister("staged_key_phrases")
@@ -162,6 +163,28 @@ def refresh_theme_phrases(con: duckdb.DuckDBPyConnection,
     except BaseException:
         con.execute("ROLLBACK")
         raise
+    return int(count[0]) if count else 0
+
+
+def use_theme_phrases(con: duckdb.DuckDBPyConnection, phrases: Mapping[str, Iterable[str]]) -> int:
+    """Make this session's emerging terms skip these key phrases, even on a read-only connection."""
+    pairs = [(theme, phrase) for theme, items in phrases.items() for phrase in items if phrase.strip()]
+    staged = pa.table({
+        "theme": pa.array([t for t, _ in pairs], pa.string()),
+        "phrase": pa.array([p for _, p in pairs], pa.string()),
+    })
+    con.register("session_key_phrases", staged)
+    try:
+        # A temporary table comes first in the search path, so it shadows the stored one for
+        # this connection only; a read-only file cannot be written, its temp schema can.
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE theme_key_phrases AS"
+            " SELECT DISTINCT theme, key_phrase_text(phrase) AS phrase FROM session_key_phrases"
+            " WHERE term_text(phrase) <> ''"
+        )
+    finally:
+        con.unregister("session_key_phrases")
+    count = con.execute("SELECT count(*) FROM temp.theme_key_phrases").fetchone()
     return int(count[0]) if count else 0
 
 

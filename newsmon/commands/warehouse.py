@@ -208,7 +208,7 @@ def trends(
     config: ConfigOption = None,
 ) -> None:
     """Show theme shares of relevant articles per ISO week, as a table and a terminal chart."""
-    from warehouse.queries import emerging_terms, known_themes, theme_trend
+    from warehouse.queries import emerging_terms, known_themes, theme_trend, use_theme_phrases
 
     settings = settings_or_exit(config)
     console = Console()
@@ -218,7 +218,12 @@ def trends(
             known = ", ".join(themes) or "none yet"
             raise UserError(f"no articles tagged with theme {theme!r} (known: {known})")
         rows = theme_trend(con, weeks=weeks, theme=theme)
-        terms = emerging_terms(con, limit=8) if rows and emerging else []
+        terms: list[tuple[str, int, float, float]] = []
+        if rows and emerging:
+            phrases = _current_key_phrases(settings)
+            if phrases is not None:
+                use_theme_phrases(con, phrases)
+            terms = emerging_terms(con, limit=8)
     if not rows:
         console.print("No relevant articles in the warehouse yet.")
         return
@@ -268,6 +273,19 @@ def trends(
     if terms:
         console.print("\nemerging terms in " + labels[-1] + ": "
                       + ", ".join(f"{t} ({n})" for t, n, _, _ in terms), highlight=False)
+
+
+def _current_key_phrases(settings: Settings) -> dict[str, list[str]] | None:
+    # The themes file as configured now, so a theme added today already hides its phrases;
+    # without a readable file the phrases stored at the last ingest apply.
+    from parsers.themes import ThemesError, load_themes
+
+    try:
+        themes = load_themes(settings.themes.file or None)
+    except (ThemesError, OSError) as exc:  # a broken themes file must not stop the report
+        typer.echo(f"warning: themes file not read ({exc}); using the stored key phrases", err=True)
+        return None
+    return {theme.id: list(theme.phrases) for theme in themes.themes}
 
 
 def export(

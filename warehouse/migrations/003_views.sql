@@ -28,7 +28,7 @@ INSERT INTO term_stop_words SELECT unnest([
     'would', 'year', 'years', 'yet', 'you', 'your', 'yours', 'yourself'
 ]);
 
--- Key phrases of the current themes, normalised with term_text; refreshed by
+-- Key phrases of the current themes, normalised with key_phrase_text; refreshed by
 -- warehouse.queries.refresh_theme_phrases whenever the themes file is loaded for writing.
 CREATE TABLE theme_key_phrases (
     theme   VARCHAR NOT NULL,
@@ -43,6 +43,21 @@ CREATE MACRO term_tokens(s) AS
 
 -- One normalised form for phrases and terms, so both sides of a comparison agree.
 CREATE MACRO term_text(s) AS array_to_string(term_tokens(s), ' ');
+
+-- A theme key phrase as stored: normalised, keeping a trailing '*' (a prefix pattern such as
+-- 'price war*', which the tagger reads as "any word starting with").
+CREATE MACRO key_phrase_text(s) AS
+    term_text(s) || CASE WHEN rtrim(coalesce(s, '')) LIKE '%*' AND term_text(s) <> '' THEN '*' ELSE '' END;
+
+-- Whether a key phrase covers a term: the phrase contains the term or the term contains the
+-- phrase, as whole words with dashes read as spaces; a phrase ending in '*' may end inside a
+-- word of the term.
+CREATE MACRO key_phrase_covers(phrase, term) AS
+    contains(' ' || replace(rtrim(phrase, '*'), '-', ' ') || ' ', ' ' || replace(term, '-', ' ') || ' ')
+    OR CASE WHEN phrase LIKE '%*'
+            THEN contains(' ' || replace(term, '-', ' '), ' ' || replace(rtrim(phrase, '*'), '-', ' '))
+            ELSE contains(' ' || replace(term, '-', ' ') || ' ', ' ' || replace(phrase, '-', ' ') || ' ')
+       END;
 
 -- True when an article's published date is plausible enough for trends: present, not merely
 -- the first time a feed showed it, not more than a day after the fetch, not before 1995.
@@ -249,9 +264,7 @@ WITH docs AS (
 ), uncovered AS (
     SELECT j.* FROM jumped j
     WHERE NOT EXISTS (
-        SELECT 1 FROM theme_key_phrases k
-        WHERE contains(' ' || replace(k.phrase, '-', ' ') || ' ', ' ' || replace(j.term, '-', ' ') || ' ')
-           OR contains(' ' || replace(j.term, '-', ' ') || ' ', ' ' || replace(k.phrase, '-', ' ') || ' ')
+        SELECT 1 FROM theme_key_phrases k WHERE key_phrase_covers(k.phrase, j.term)
     )
 )
 SELECT CAST(week_start AS DATE) AS week,
