@@ -269,7 +269,7 @@ def serve_forever(settings: Settings, config_path: str | None, *,
                 os.environ.pop("PREFECT_API_URL", None)
             else:
                 os.environ["PREFECT_API_URL"] = previous
-        echo("Stopping the local Prefect server ...")
+            echo("Stopping the local Prefect server ...")
 
 
 def _serve(deployments: list[Any]) -> None:
