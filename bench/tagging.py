@@ -8,7 +8,8 @@ Prints, for the lexical tagger (and the semantic one when the `semantic` extra i
     others (k folds split by `source_path`, so one source file never spans folds);
   * throughput in articles per second on 5 KB texts (real blog posts), on one core.
 
-Usage (from the project root): .venv/bin/python -m bench.tagging [--dev FILE] [--folds 2 5] [--articles 2000]
+Usage (from the project root):
+  .venv/bin/python -m bench.tagging [--dev FILE] [--folds 2 5] [--articles 2000] [--kinds lexical semantic]
 """
 
 from __future__ import annotations
@@ -253,13 +254,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--dev", type=Path, default=None, help="labeled JSONL (default: sample/themes/dev.jsonl)")
     parser.add_argument("--folds", type=int, nargs="+", default=[2, 5])
     parser.add_argument("--articles", type=int, default=2000, help="texts for the throughput run")
+    parser.add_argument("--kinds", nargs="+", default=["lexical", "semantic"], choices=["lexical", "semantic"])
     args = parser.parse_args(argv)
     records = load_dev(args.dev)
-    summary = {"lexical": report("lexical", records, args.folds, args.articles)}
-    if semantic_available():
-        summary["semantic"] = report("semantic", records, args.folds, args.articles)
-    else:
-        print("\n== semantic tagger skipped: install the extra with pip install 'newsmon[semantic]'")
+    summary: dict[str, dict[str, float]] = {}
+    if "lexical" in args.kinds:
+        summary["lexical"] = report("lexical", records, args.folds, args.articles)
+    if "semantic" in args.kinds:
+        if semantic_available():
+            summary["semantic"] = report("semantic", records, args.folds, args.articles)
+        else:
+            print("\n== semantic tagger skipped: install the extra with pip install 'newsmon[semantic]'")
     print("\nsummary:", json.dumps({k: {m: round(v, 3) for m, v in s.items()} for k, s in summary.items()}))
     return 0
 
