@@ -75,7 +75,7 @@ def status(
     except WarehouseError as exc:
         raise UserError(str(exc)) from None
     console = Console()
-    table = Table(title=f"Last {len(report.runs)} runs")
+    table = Table(title="Last run" if len(report.runs) == 1 else f"Last {len(report.runs)} runs")
     for column in ("run", "started", "status", "feeds ok", "304/same", "feeds failed",
                    "new", "dup", "failed", "from feed", "errors"):
         table.add_column(column, justify="left" if column in ("run", "started", "status") else "right")
