@@ -72,6 +72,7 @@ _RELEVANCE_GROUPS: tuple[str, ...] = ("open", "ai", "closed", "models")
 _TOKEN_TABLE = bytes(
     b if b in b"abcdefghijklmnopqrstuvwxyz0123456789." else 0x20 for b in range(256)
 )
+_MEMO_LIMIT = 200_000
 # Symbols that are phrases of their own; they are counted, not tokenised.
 _SYMBOLS = frozenset({"$", "%", "\U0001F917"})
 _PHRASE_TOKEN = re.compile(r"[a-z0-9]+(?:\.[a-z0-9]+)*\*?|[$%\U0001F917]")
@@ -542,9 +543,6 @@ class _Matcher:
         return tuple(atoms)
 
     def _learn(self, token: bytes) -> None:
-        if len(self._atoms_of) > 200_000:
-            self._atoms_of.clear()
-            self._starts_of.clear()
         atoms = self.atoms(token.decode("ascii").strip("."))
         self._atoms_of[token] = atoms
         starts = tuple(c for atom in atoms for c in self._first.get(atom, ()))
@@ -568,6 +566,10 @@ class _Matcher:
             # A sentinel between sentences: no phrase matches it, so none spans two sentences.
             tokens.append(b"")
         known = self._atoms_of
+        if len(known) > _MEMO_LIMIT:
+            # Bound the memo on long runs; cleared before this text's words are learned.
+            known.clear()
+            self._starts_of.clear()
         for token in set(tokens).difference(known):
             self._learn(token)
         n = len(tokens)

@@ -353,3 +353,15 @@ def test_semantic_tagger_scores_themes_from_seed_passages() -> None:
     assert all(0.0 <= s <= 1.0 and not math.isnan(s) for s in result.scores.values())
     assert result.relevant
     assert max(result.scores, key=lambda t: result.scores[t]) == "on-device-inference"
+
+
+def test_word_memo_is_bounded_without_losing_words(themes: ThemeSet, monkeypatch: pytest.MonkeyPatch) -> None:
+    import parsers.themes as module
+
+    monkeypatch.setattr(module, "_MEMO_LIMIT", 5)
+    tagger = LexicalTagger(themes)
+    text = "Meta released the open-weight Llama model under a community license for commercial use."
+    expected = LexicalTagger(themes).tag(text)
+    for _ in range(3):
+        assert tagger.tag(text + " Other words here.") is not None
+        assert tagger.tag(text) == expected
