@@ -111,7 +111,7 @@ def extraction_pool(config: TaggingConfig, workers: int) -> Iterator[ProcessPool
     # forkserver: children fork from a clean single-threaded server, not from a process
     # that runs Prefect's threads, and the server preloads the heavy imports once.
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["newsmon.processing"])
+    context.set_forkserver_preload(["newsmon.processing", "newsmon.pool_preload"])
     with ProcessPoolExecutor(max_workers=workers, mp_context=context,
                              initializer=_init_worker, initargs=(config,)) as pool:
         yield pool

@@ -31,6 +31,7 @@ def reextract_all(settings: Settings, batch_size: int = 200) -> int:
     path = settings.database_path
     lock_wait = settings.storage.lock_wait_seconds
     context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["newsmon.processing", "newsmon.pool_preload"])
     updated = 0
     after = ""
     with ProcessPoolExecutor(max_workers=max(1, settings.extract.workers), mp_context=context) as pool:

@@ -14,7 +14,7 @@ import trafilatura
 from parsers.dates import parse_date
 from parsers.text import normalise_text
 
-__all__ = ["ExtractedArticle", "decode_html", "extract_article"]
+__all__ = ["ExtractedArticle", "decode_html", "extract_article", "warm_up"]
 
 _HEAD_BYTES = 8192
 _META_CHARSET_RE = re.compile(
@@ -172,3 +172,11 @@ def extract_article(
         description=_clean(document.description),
         text=normalise_text(document.text or ""),
     )
+
+
+def warm_up() -> None:
+    """Load the date parser's locales now, so the first dated page does not pay for it."""
+    # htmldate falls back to dateparser, whose first use tries every locale: about 3 s of CPU.
+    from htmldate.extractors import external_date_parser
+
+    external_date_parser("xyzzy 2022", "%Y-%m-%d")
