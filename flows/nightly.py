@@ -26,6 +26,7 @@ from newsmon.processing import PageJob, Processed, TaggingConfig, extraction_poo
 from newsmon.progress import progress_bar
 from newsmon.runners import extraction_runner, run_chunked
 from newsmon.writer_lock import nightly_writer
+from parsers.themes import load_themes
 from warehouse import store
 from warehouse.store import ErrorRecord, FeedState, RunCounts
 
@@ -127,6 +128,10 @@ def begin_run(settings: Settings) -> RunSummary:
     store.start_run(settings.database_path, summary.run_id,
                     str(flow_run.id) if flow_run else None, summary.started_at,
                     lock_wait=settings.storage.lock_wait_seconds)
+    # Emerging terms skip what the themes already cover, so the stored phrases follow the file.
+    themes = load_themes(settings.themes.file or None)
+    store.save_theme_phrases(settings.database_path, {t.id: list(t.phrases) for t in themes.themes},
+                             lock_wait=settings.storage.lock_wait_seconds)
     return summary
 
 

@@ -7,7 +7,7 @@ with set-based SQL; a batch is all-or-nothing, so a crash loses at most the batc
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -38,6 +38,7 @@ __all__ = [
     "load_feed_states",
     "record_errors",
     "save_feed_states",
+    "save_theme_phrases",
     "start_run",
     "store_articles",
     "stored_pages",
@@ -299,3 +300,12 @@ def update_extractions(path: Path, rows: Sequence[dict[str, object]], *, lock_wa
             con.execute("ROLLBACK")
             raise
     return table.num_rows
+
+
+def save_theme_phrases(path: Path, phrases: Mapping[str, Iterable[str]], *,
+                       lock_wait: float = 30.0) -> int:
+    """Store the themes' key phrases, which `emerging_terms` leaves out; return how many."""
+    from warehouse.queries import refresh_theme_phrases
+
+    with connect(path, lock_wait_seconds=lock_wait) as con:
+        return refresh_theme_phrases(con, phrases)
