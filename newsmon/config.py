@@ -234,12 +234,16 @@ def load_settings(
             raise ConfigError(f"{path}: not valid TOML: {exc}") from None
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{path}: cannot read: {exc}") from None
-    data = _apply_env_overrides(data, env)
-    return settings_from_mapping(data, source=source)
+    data, from_env = _apply_env_overrides(data, env)
+    return settings_from_mapping(data, source=source, env_keys=from_env)
 
 
-def settings_from_mapping(data: Mapping[str, Any], source: str = "<mapping>") -> Settings:
-    """Validate a parsed config mapping into Settings, naming the source in errors."""
+def settings_from_mapping(data: Mapping[str, Any], source: str = "<mapping>",
+                          env_keys: Mapping[tuple[str, str], str] | None = None) -> Settings:
+    """Validate a parsed config mapping into Settings, naming the source in errors.
+
+    `env_keys` maps (section, key) to the environment variable that set it, so an error in an
+    override names the variable rather than the file."""
     sections: dict[str, Any] = {}
     for key, value in data.items():
         if key == "feeds":
@@ -249,23 +253,25 @@ def settings_from_mapping(data: Mapping[str, Any], source: str = "<mapping>") ->
             raise ConfigError(f"{source}: unknown section [{key}] (known: {known})")
         if not isinstance(value, Mapping):
             raise ConfigError(f"{source}: [{key}] must be a table")
-        sections[key] = _build_section(key, _SECTIONS[key], value, source)
+        sections[key] = _build_section(key, _SECTIONS[key], value, source, env_keys or {})
     feeds = DEFAULT_FEEDS
     if "feeds" in data:
         feeds = _build_feeds(data["feeds"], source)
     return Settings(**sections, feeds=feeds, source=source)
 
 
-def _build_section(name: str, cls: type, values: Mapping[str, Any], source: str) -> Any:
+def _build_section(name: str, cls: type, values: Mapping[str, Any], source: str,
+                   env_keys: Mapping[tuple[str, str], str]) -> Any:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     defaults = cls()
     kwargs: dict[str, Any] = {}
     for key, value in values.items():
+        where = env_keys.get((name, key), source)
         if key not in fields:
             raise ConfigError(
-                f"{source}: unknown key '{key}' in [{name}] (known: {', '.join(sorted(fields))})"
+                f"{where}: unknown key '{key}' in [{name}] (known: {', '.join(sorted(fields))})"
             )
-        kwargs[key] = _coerce(name, key, getattr(defaults, key), value, source)
+        kwargs[key] = _coerce(name, key, getattr(defaults, key), value, where)
     return cls(**kwargs)
 
 
@@ -324,8 +330,11 @@ def _is_http_url(url: str) -> bool:
     return parts.scheme in {"http", "https"} and bool(parts.hostname)
 
 
-def _apply_env_overrides(data: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+def _apply_env_overrides(
+    data: dict[str, Any], environ: Mapping[str, str]
+) -> tuple[dict[str, Any], dict[tuple[str, str], str]]:
     merged = {key: (dict(value) if isinstance(value, Mapping) else value) for key, value in data.items()}
+    origins: dict[tuple[str, str], str] = {}
     for name, raw in environ.items():
         if not name.startswith(ENV_PREFIX) or "__" not in name:
             continue
@@ -333,7 +342,8 @@ def _apply_env_overrides(data: dict[str, Any], environ: Mapping[str, str]) -> di
         if section not in _SECTIONS:
             continue  # NEWSMON_CONFIG and friends are not section overrides
         merged.setdefault(section, {})[key] = _parse_env_value(raw)
-    return merged
+        origins[(section, key)] = f"${name}"
+    return merged, origins
 
 
 def _parse_env_value(raw: str) -> Any:

@@ -62,3 +62,11 @@ def test_documented_default_file_matches_built_in_defaults() -> None:
 
     documented = load_settings(PROJECT_ROOT / "newsmon.toml", environ={})
     assert documented.replace(source="x") == Settings().replace(source="x")
+
+
+def test_bad_environment_override_names_the_variable(tmp_path: Path) -> None:
+    config = tmp_path / "ok.toml"
+    config.write_text("[fetch]\nretries = 2\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(config, environ={"NEWSMON_FETCH__CONCURRENCY": "lots"})
+    assert str(info.value).startswith("$NEWSMON_FETCH__CONCURRENCY: [fetch] concurrency")
