@@ -38,11 +38,13 @@ def test_reextract_replaces_text_from_stored_html(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["reextract", "--config", str(config)])
     assert result.exit_code == 0, result.output
     assert "Re-extracted 1 stored pages" in result.output
+    assert "Re-tagged 2 articles" in result.output
 
     con = duckdb.connect(str(database), read_only=True)
     try:
         rows = dict(con.execute("SELECT id, text FROM articles").fetchall())
         meta = con.execute("SELECT text_source, author, published_at FROM articles WHERE id = 'a1'").fetchone()
+        versions = con.execute("SELECT DISTINCT themes_version FROM articles").fetchall()
     finally:
         con.close()
     for snippet in TRUTH[PAGE]["with"]:
@@ -50,3 +52,4 @@ def test_reextract_replaces_text_from_stored_html(tmp_path: Path) -> None:
     assert rows["a2"] == "Only the feed summary."
     assert meta is not None and meta[0] == "page" and meta[1] == TRUTH[PAGE]["author"]
     assert meta[2] == NOW  # the stored date and its source are kept
+    assert versions != [("v",)]  # tags were recomputed from the new text

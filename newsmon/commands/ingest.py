@@ -142,4 +142,17 @@ def reextract(
     if not settings.database_path.exists():
         raise UserError(f"{settings.database_path}: no database yet")
     updated = reextract_all(settings, batch_size=batch)
-    Console().print(f"Re-extracted {updated} stored pages in {settings.database_path}")
+    console = Console()
+    console.print(f"Re-extracted {updated} stored pages in {settings.database_path}")
+    if updated:
+        # New text means new relevance, themes and entities.
+        from newsmon.retagging import retag_database
+        from parsers.entities import load_gazetteer
+        from parsers.themes import load_tagger
+
+        report = retag_database(
+            settings.database_path,
+            load_tagger(settings.themes.file or None, kind=settings.themes.tagger),
+            load_gazetteer(settings.themes.entities_file or None),
+            lock_wait_seconds=settings.storage.lock_wait_seconds)
+        console.print(f"Re-tagged {report.articles} articles ({report.relevant} relevant)")
