@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from typing import cast
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
@@ -146,7 +147,8 @@ def poll_all_feeds(settings: Settings, summary: RunSummary) -> list[FeedPoll]:
     polls: list[FeedPoll] = []
     for feed, future in zip(settings.feeds, futures):
         try:
-            poll = future.result()
+            # An async task's future is typed as a coroutine; at run time it is the value.
+            poll = cast(FeedPoll, future.result())
         except Exception as exc:  # noqa: BLE001 - any failure of one feed must not stop the night
             poll = FeedPoll(feed, "failed", (), FeedState(url=feed.url, name=feed.name),
                             ErrorRecord(url=feed.url, stage="feed", error=f"{type(exc).__name__}: {exc}",
@@ -214,7 +216,7 @@ def ingest_articles(settings: Settings, jobs: Sequence[PageJob], summary: RunSum
           as pool,
           progress_bar("articles", len(jobs)) as advance):
         for index in range(len(batches)):
-            fetched = pending.result()
+            fetched = cast(list[PageJob], pending.result())
             if index + 1 < len(batches):
                 pending = fetch_batch_task.submit(batches[index + 1], settings.fetch)
             if runner is None:

@@ -15,7 +15,7 @@ import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, cast
 from urllib.parse import urlsplit
 
 __all__ = [
@@ -361,5 +361,7 @@ def smtp_password(settings: Settings, environ: Mapping[str, str] | None = None) 
     if settings.smtp.password_block:
         from prefect.blocks.system import Secret
 
-        return str(Secret.load(settings.smtp.password_block).get())
+        # Called from sync code, where Prefect's load returns the block, not a coroutine.
+        block = cast(Secret, Secret.load(settings.smtp.password_block))
+        return str(block.get())
     return None

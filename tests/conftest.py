@@ -21,7 +21,12 @@ def db_path(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def prefect_harness() -> Iterator[None]:
     """Run flows against Prefect's throwaway test server, once per session."""
+    import os
+
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=120):
+    # No telemetry lookups from a machine without internet.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    with prefect_test_harness(server_startup_timeout=180):
         yield
