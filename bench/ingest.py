@@ -64,25 +64,47 @@ def child(config: str) -> None:
     print("TIMES " + json.dumps(times), flush=True)
 
 
-def run_measured(config: Path, between: Callable[[], None]) -> tuple[list[float], float, int]:
+def _is_prefect_server(process: psutil.Process) -> bool:
+    try:
+        return any("prefect" in part and "server" in part for part in process.cmdline()) or any(
+            part == "uvicorn" or part.endswith("/uvicorn") for part in process.cmdline())
+    except psutil.Error:
+        return False
+
+
+def run_measured(config: Path, between: Callable[[], None]) -> tuple[list[float], dict[str, float], int]:
     """Run two nights in a child process, calling `between` after the first; return
-    (wall seconds per run, peak RSS MB of the child's process tree, exit code)."""
+    (wall seconds per run, peak memory figures in MB, exit code).
+
+    Memory: the flow process's RSS; the pipeline's PSS (flow process plus extraction workers,
+    shared pages counted once); and Prefect's ephemeral API server on its own."""
     proc = subprocess.Popen([sys.executable, "-m", "bench.ingest", "--child", str(config)], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert proc.stdin is not None and proc.stdout is not None
-    peak = 0.0
+    peak = {"flow_process_rss": 0.0, "pipeline_pss": 0.0, "prefect_server_rss": 0.0}
     done = threading.Event()
 
     def sample() -> None:
-        nonlocal peak
         parent = psutil.Process(proc.pid)
         while not done.is_set():
             try:
-                tree = [parent, *parent.children(recursive=True)]
-                peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()) / 2**20)
+                children = parent.children(recursive=True)
+                server = [c for c in children if _is_prefect_server(c)]
+                server_pids = {c.pid for c in server}
+                for c in server:
+                    server_pids |= {g.pid for g in c.children(recursive=True)}
+                pipeline = [parent, *[c for c in children if c.pid not in server_pids]]
+                figures = {
+                    "flow_process_rss": parent.memory_info().rss,
+                    "pipeline_pss": sum(p.memory_full_info().pss for p in pipeline),
+                    "prefect_server_rss": sum(p.memory_info().rss for p in children
+                                              if p.pid in server_pids),
+                }
+                for key, value in figures.items():
+                    peak[key] = max(peak[key], value / 2**20)
             except psutil.Error:
                 pass
-            time.sleep(0.05)
+            time.sleep(0.1)
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -173,7 +195,9 @@ def main() -> None:
         "article_requests_first": counts[1] - counts[0] if len(counts) == 3 else None,
         "article_requests_second": counts[2] - counts[1] if len(counts) == 3 else None,
         "articles_stored": stored[0] if stored else 0,
-        "peak_rss_mb": round(peak),
+        "peak_flow_process_rss_mb": round(peak["flow_process_rss"]),
+        "peak_pipeline_pss_mb": round(peak["pipeline_pss"]),
+        "peak_prefect_server_rss_mb": round(peak["prefect_server_rss"]),
         "exit_code": code,
     }
     print(json.dumps(results, indent=2))
@@ -183,7 +207,9 @@ def main() -> None:
           f"article fetches: {results['article_requests_second']} "
           f"(first run: {results['article_requests_first']} for {results['articles_stored']} stored); flow only: "
           f"{results['ratio_second_flow_vs_first_flow']}")
-    print(f"(c) peak RSS of the run's process tree: {results['peak_rss_mb']} MB (goal <= 400)")
+    print(f"(c) peak memory: flow process RSS {results['peak_flow_process_rss_mb']} MB, pipeline "
+          f"(flow + extraction workers) PSS {results['peak_pipeline_pss_mb']} MB (goal <= 400); "
+          f"Prefect's ephemeral API server besides: {results['peak_prefect_server_rss_mb']} MB RSS")
 
 
 if __name__ == "__main__":
