@@ -49,6 +49,7 @@ __all__ = [
 ]
 
 THRESHOLD_GRID = [round(0.05 + 0.025 * i, 3) for i in range(37)]  # 0.05 .. 0.95
+SMOOTHING = 2  # grid steps either side averaged when tuning a theme threshold
 RELATIVE_GRID = [round(0.3 + 0.05 * i, 2) for i in range(13)]  # 0.3 .. 0.9
 
 
@@ -113,7 +114,9 @@ def tune_thresholds(
         f = evaluate(records, results, trial).relevance[2]
         if f > best_f + 1e-9:
             best_rel, best_f = threshold, f
-    tuned = themes.with_thresholds({}, relevance_threshold=best_rel)
+    # Start from the lowest theme thresholds so the tuned figures do not depend on the
+    # thresholds shipped in the themes file (which were tuned on all of dev).
+    tuned = themes.with_thresholds({t: THRESHOLD_GRID[0] for t in themes.ids}, relevance_threshold=best_rel)
     best_relative, best_rf = tuned.scoring.relative, -1.0
     for relative in RELATIVE_GRID:
         trial = dataclasses.replace(tuned, scoring=dataclasses.replace(tuned.scoring, relative=relative))
@@ -122,13 +125,19 @@ def tune_thresholds(
             best_relative, best_rf = relative, f
     tuned = dataclasses.replace(tuned, scoring=dataclasses.replace(tuned.scoring, relative=best_relative))
     for theme in themes.ids:
-        best_t, best_tf = tuned.theme(theme).threshold, -1.0
-        for threshold in THRESHOLD_GRID:
-            trial = tuned.with_thresholds({theme: threshold})
-            f = evaluate(records, results, trial).per_theme[theme][2]
-            if f > best_tf + 1e-9:
-                best_t, best_tf = threshold, f
-        tuned = tuned.with_thresholds({theme: best_t})
+        curve = [
+            evaluate(records, results, tuned.with_thresholds({theme: threshold})).per_theme[theme][2]
+            for threshold in THRESHOLD_GRID
+        ]
+        # A few positives per theme make the F1 curve jagged: pick the middle of a broad
+        # plateau (F1 averaged over neighbouring thresholds), not a lucky single point.
+        smooth = [
+            sum(curve[max(0, i - SMOOTHING) : i + SMOOTHING + 1])
+            / len(curve[max(0, i - SMOOTHING) : i + SMOOTHING + 1])
+            for i in range(len(curve))
+        ]
+        best = max(range(len(curve)), key=lambda i: (smooth[i], curve[i], -i))
+        tuned = tuned.with_thresholds({theme: THRESHOLD_GRID[best]})
     return tuned
 
 

@@ -162,6 +162,9 @@ class ScoringSettings:
     relative: float = 0.0
     at_least_one: bool = True
     evidence_sentences: int = 2
+    # Weight of the whole text against the best sentences (0 = only the best sentences).
+    spread: float = 1.0
+    focus_sentences: int = 2
 
 
 @dataclass(frozen=True)
@@ -649,11 +652,15 @@ class LexicalTagger:
         s_ai = _saturate((raw[1] + raw[3]) / (rel.ai_scale * norm))
         s_closed = _saturate(raw[2] / (rel.ai_scale * norm))
         relevance = s_open * s_ai * (1.0 - rel.closed_damping * s_closed * (1.0 - s_open))
-        scale = self.themes.scoring.scale * norm
+        scoring = self.themes.scoring
+        scale = scoring.scale * norm
         offset = len(_RELEVANCE_GROUPS)
         ids = self.themes.ids
+        theme_raw = raw[offset:]
+        if scoring.spread < 1.0:
+            theme_raw = self._focused(theme_raw, norm, hits, offset)
         scores = {
-            theme_id: round(_saturate(raw[offset + k] / scale), 4) for k, theme_id in enumerate(ids)
+            theme_id: round(_saturate(theme_raw[k] / scale), 4) for k, theme_id in enumerate(ids)
         }
         relevance = round(relevance, 4)
         relevant, chosen = assign_themes(scores, relevance, self.themes)
@@ -672,6 +679,29 @@ class LexicalTagger:
             tags=tags,
             themes_version=self.version,
         )
+
+    def _focused(
+        self, theme_raw: list[float], norm: float, hits: Sequence[tuple[int, int]], offset: int
+    ) -> list[float]:
+        # Labels need a sentence or more of substance: weight that sits in the theme's best
+        # sentences counts fully, weight scattered as passing words over the text counts less.
+        scoring = self.themes.scoring
+        phrases = self._matcher.phrases
+        per_sentence: dict[tuple[int, int], float] = {}
+        for sentence_index, pid in hits:
+            for group, weight in phrases[pid].weights:
+                if group >= offset:
+                    key = (group - offset, sentence_index)
+                    per_sentence[key] = per_sentence.get(key, 0.0) + weight
+        best: list[list[float]] = [[] for _ in theme_raw]
+        for (k, _), weight in per_sentence.items():
+            best[k].append(weight)
+        focused = []
+        for k, total in enumerate(theme_raw):
+            top = sum(sorted(best[k], reverse=True)[: scoring.focus_sentences])
+            # The best sentences are not length-normalised: scale by norm to cancel it.
+            focused.append(scoring.spread * total + (1.0 - scoring.spread) * min(total, top * norm))
+        return focused
 
     def _evidence_for(self, group: int, sentences: Sequence[str], hits: Sequence[tuple[int, int]]) -> str:
         phrases = self._matcher.phrases

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -163,13 +164,38 @@ def _score(records: Sequence[dict[str, Any]], results: Sequence[TagResult]) -> d
 def test_dev_set_quality_stays_above_pinned_floors(
     tagger: LexicalTagger, dev: list[dict[str, Any]]
 ) -> None:
-    # Measured with the shipped thresholds: relevance F1 0.972, macro F1 0.834, micro 0.834.
+    # Measured with the shipped thresholds: relevance F1 0.972, macro F1 0.829, micro 0.828.
     results = [tagger.tag(r["text"], r["title"]) for r in dev]
     scores = _score(dev, results)
     assert len(dev) == 103
     assert scores["relevance_f1"] >= 0.95, scores
     assert scores["macro_f1"] >= 0.80, scores
     assert scores["micro_f1"] >= 0.80, scores
+
+
+def test_cross_validated_macro_f1_stays_above_pinned_floors(
+    tagger: LexicalTagger, themes: ThemeSet, dev: list[dict[str, Any]]
+) -> None:
+    from bench.tagging import cross_validate
+
+    results = [tagger.tag(r["text"], r["title"]) for r in dev]
+    # Measured: 2-fold 0.773, 5-fold 0.784 (tuning never starts from the shipped thresholds).
+    assert cross_validate(dev, results, themes, 2).macro_f1 >= 0.76
+    assert cross_validate(dev, results, themes, 5).macro_f1 >= 0.77
+
+
+def test_scattered_passing_words_count_less_than_a_focused_sentence(themes: ThemeSet) -> None:
+    focused = "Open-weight Llama models face regulation: lawmakers and regulators debate legislation."
+    filler = "Open-weight Llama models are on the hub. The weights are public. Many people use them."
+    passing = ("Lawmakers met.", "Regulation came up.", "So did legislation.", "Regulators wrote.")
+    scattered = "".join(f"{filler} {words} " for words in (*passing, "A senator spoke."))
+    whole = LexicalTagger(dataclasses.replace(themes, scoring=dataclasses.replace(themes.scoring, spread=1.0)))
+    split = LexicalTagger(themes)
+    assert themes.scoring.spread < 1.0
+    theme = "regulation-and-policy"
+    # With focus, passing words spread over the text weigh less than the same words together.
+    assert split.tag(scattered).scores[theme] < whole.tag(scattered).scores[theme]
+    assert split.tag(focused).scores[theme] == whole.tag(focused).scores[theme] > 0
 
 
 def test_hard_negatives_in_dev_are_rejected(tagger: LexicalTagger, dev: list[dict[str, Any]]) -> None:
