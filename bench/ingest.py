@@ -141,6 +141,8 @@ def main() -> None:
     parser.add_argument("--articles", type=int, default=2000)
     parser.add_argument("--feeds", type=int, default=20)
     parser.add_argument("--hosts", type=int, default=20)
+    parser.add_argument("--fast", action="store_true",
+                        help="run the pipeline with [extract] fast = true (trafilatura's fast mode)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -168,7 +170,8 @@ def main() -> None:
             for index, feed in enumerate(site.feeds):
                 host_base = served.base_urls[index % len(served.base_urls)]
                 text = text.replace(f'"{served.base_urls[0]}{feed.path}"', f'"{host_base}{feed.path}"')
-            config.write_text(text + "\n[extract]\nbatch_size = 100\n")
+            config.write_text(text + "\n[extract]\nbatch_size = 100\n"
+                              + ("fast = true\n" if args.fast else ""))
 
             counts = [served.article_requests()]
             times, peak, code = run_measured(config, lambda: counts.append(served.article_requests()))

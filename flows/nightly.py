@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from typing import cast
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import cast
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
@@ -211,6 +211,7 @@ def ingest_articles(settings: Settings, jobs: Sequence[PageJob], summary: RunSum
         keep_raw_html=settings.storage.keep_raw_html,
     )
     pending = fetch_batch_task.submit(batches[0], settings.fetch)
+    storing = None  # batch k is stored while batch k+1 is extracted; stores stay in order
     with (extraction_runner(settings.runner) as runner,
           extraction_pool(tagging, settings.extract.workers if settings.runner.kind == "default" else 1)
           as pool,
@@ -224,13 +225,20 @@ def ingest_articles(settings: Settings, jobs: Sequence[PageJob], summary: RunSum
             else:  # [runner] kind = "dask": the batch is shared out over the cluster's workers
                 processed = run_chunked(runner, extract_and_tag_task, fetched, "jobs",
                                         2 * settings.runner.dask_workers, tagging=tagging, workers=1)
-            result, fallback, failed, errors = store_batch_task(
+            if storing is not None:
+                _count_stored(summary, storing.result())
+            storing = store_batch_task.submit(
                 str(settings.database_path), summary.run_id, processed, settings.storage.lock_wait_seconds)
-            summary.counts = _add(summary.counts, articles_new=result.new,
-                                  articles_duplicate=result.duplicate,
-                                  articles_failed=failed, articles_fallback=fallback)
-            summary.errors += errors
             advance(len(fetched))
+        if storing is not None:
+            _count_stored(summary, storing.result())
+
+
+def _count_stored(summary: RunSummary, stored: tuple[store.StoreResult, int, int, int]) -> None:
+    result, fallback, failed, errors = stored
+    summary.counts = _add(summary.counts, articles_new=result.new, articles_duplicate=result.duplicate,
+                          articles_failed=failed, articles_fallback=fallback)
+    summary.errors += errors
 
 
 def _add(counts: RunCounts, **more: int) -> RunCounts:
