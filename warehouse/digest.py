@@ -18,6 +18,10 @@ from typing import Any
 import duckdb
 
 from warehouse.db import connect
+from warehouse.queries import ThemeWeek
+
+# One theme's share of relevant articles in one week: the row of the `theme_weekly` view.
+ThemeShare = ThemeWeek
 
 __all__ = [
     "ArticleTheme",
@@ -42,18 +46,6 @@ __all__ = [
 
 # How much of each article's text the digest needs: the lead for clustering and snippets.
 _TEXT_CHARS = 6000
-
-
-@dataclass(frozen=True)
-class ThemeShare:
-    """One theme's share of relevant articles in one week."""
-
-    week: date
-    iso_week: str
-    theme: str
-    articles: int
-    relevant_articles: int
-    share: float
 
 
 @dataclass(frozen=True)
