@@ -5,7 +5,7 @@ limit acts as on the web), each answer delayed by --delay seconds, and prints:
 pages/s, the most requests one host saw at once, and the peak Python memory while a
 gzip bomb (1 GB of zeros) is fetched under the default 10 MB cap.
 
-    .venv/bin/python bench/fetch.py --pages 400 --hosts 10 --delay 0.02
+    .venv/bin/python -m bench.fetch --pages 400 --hosts 10 --delay 0.02
 """
 
 from __future__ import annotations

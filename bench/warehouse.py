@@ -5,7 +5,7 @@ weeks) with themes, entities and URLs, appends them from Arrow in bulk batches, 
 view, `newsmon trends` and `newsmon query` (in-process and as a fresh process). A made-up
 model name is planted in the latest week's titles, so emerging_terms must find it.
 
-    .venv/bin/python bench/warehouse.py [--articles N] [--keep DIR]
+    .venv/bin/python -m bench.warehouse [--articles N] [--keep DIR]
 """
 
 from __future__ import annotations
