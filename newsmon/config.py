@@ -13,30 +13,33 @@ from __future__ import annotations
 import dataclasses
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, cast
+from typing import Any, cast
 from urllib.parse import urlsplit
 
+from parsers.toml_files import read_toml
+
 __all__ = [
+    "DEFAULT_FEEDS",
+    "ENV_PREFIX",
     "ConfigError",
-    "FeedConfig",
-    "StorageSettings",
-    "FetchSettings",
+    "DigestSettings",
     "ExtractSettings",
+    "FeedConfig",
+    "FetchSettings",
+    "RunnerSettings",
+    "ScheduleSettings",
+    "Settings",
+    "SmtpSettings",
+    "StorageSettings",
     "ThemeSettings",
     "TrendSettings",
-    "ScheduleSettings",
-    "DigestSettings",
-    "SmtpSettings",
-    "RunnerSettings",
-    "Settings",
-    "DEFAULT_FEEDS",
     "find_config_file",
     "load_settings",
     "settings_from_mapping",
     "smtp_password",
-    "ENV_PREFIX",
 ]
 
 ENV_PREFIX = "NEWSMON_"
@@ -180,7 +183,7 @@ class Settings:
     def database_path(self) -> Path:
         return Path(self.storage.database).expanduser()
 
-    def replace(self, **sections: Any) -> "Settings":
+    def replace(self, **sections: Any) -> Settings:
         """Return a copy with whole sections replaced."""
         return dataclasses.replace(self, **sections)
 
@@ -228,12 +231,7 @@ def load_settings(
     source = "built-in defaults"
     if path is not None:
         source = str(path)
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{path}: cannot read: {exc}") from None
+        data = read_toml(path, ConfigError)
     data, from_env = _apply_env_overrides(data, env)
     return settings_from_mapping(data, source=source, env_keys=from_env)
 
@@ -311,7 +309,7 @@ def _build_feeds(raw: Any, source: str) -> tuple[FeedConfig, ...]:
             raise ConfigError(f"{source}: feed #{index} must be a table with name and url")
         unknown = set(entry) - {"name", "url"}
         if unknown:
-            raise ConfigError(f"{source}: feed #{index}: unknown key '{sorted(unknown)[0]}'")
+            raise ConfigError(f"{source}: feed #{index}: unknown key '{min(unknown)}'")
         url = entry.get("url")
         if not isinstance(url, str) or not _is_http_url(url):
             raise ConfigError(f"{source}: feed #{index}: invalid feed URL {url!r} (need http or https)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["PROJECT_ROOT", "SEEDS_DIR", "SAMPLE_DIR", "DEFAULT_THEMES_FILE", "DEFAULT_ENTITIES_FILE"]
+__all__ = ["DEFAULT_ENTITIES_FILE", "DEFAULT_THEMES_FILE", "PROJECT_ROOT", "SAMPLE_DIR", "SEEDS_DIR"]
 
 # newsmon is installed editable from its clone; the sample data and seeds live beside the code.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent

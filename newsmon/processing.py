@@ -9,13 +9,11 @@ and a Dask worker.
 from __future__ import annotations
 
 import multiprocessing
-import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 
 import zstandard
 
@@ -187,13 +185,3 @@ def _process(job: PageJob, worker: _Worker) -> Processed:
     )
     note = job.fetch_error if text_source == "page" else None
     return Processed(job.url, record, fallback_reason, None, note)
-
-
-def default_workers() -> int:
-    """Return the number of extraction processes to use by default: one per core."""
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
-
-
-def themes_file_or_none(path: str) -> str | None:
-    """Return an explicit themes file path, or None for the bundled one."""
-    return str(Path(path)) if path else None

@@ -9,11 +9,12 @@ also ordinary words ("Meta", "Phi", "Apple") match only with their capitalisatio
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from parsers.toml_files import read_toml
 
 __all__ = [
     "ENTITY_KINDS",
@@ -77,12 +78,7 @@ def load_gazetteer(path: str | Path | None = None) -> Gazetteer:
 
         path = DEFAULT_ENTITIES_FILE
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise GazetteerError(f"{path}: not valid TOML: {exc}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise GazetteerError(f"{path}: cannot read: {exc}") from None
+    data = read_toml(path, GazetteerError)
     return gazetteer_from_mapping(data, source=str(path))
 
 

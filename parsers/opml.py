@@ -8,7 +8,7 @@ from xml.etree.ElementTree import Element, SubElement, tostring
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 
-__all__ = ["OpmlFeed", "OpmlError", "parse_opml", "render_opml"]
+__all__ = ["OpmlError", "OpmlFeed", "parse_opml", "render_opml"]
 
 
 @dataclass(frozen=True)

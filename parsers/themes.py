@@ -20,13 +20,14 @@ import dataclasses
 import functools
 import math
 import re
-import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 import ftfy
+
+from parsers.toml_files import read_toml
 
 __all__ = [
     "THEME_IDS",
@@ -221,12 +222,7 @@ def load_themes(path: str | Path | None = None) -> ThemeSet:
 
         path = DEFAULT_THEMES_FILE
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise ThemesError(f"{path}: not valid TOML: {exc}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ThemesError(f"{path}: cannot read: {exc}") from None
+    data = read_toml(path, ThemesError)
     return themes_from_mapping(data, source=str(path))
 
 

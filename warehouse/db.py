@@ -10,21 +10,21 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
-from typing import Iterator
 
 import duckdb
 
 __all__ = [
     "WarehouseError",
     "WarehouseLocked",
-    "connect",
-    "open_database",
-    "migrate",
     "applied_migrations",
     "available_migrations",
+    "connect",
+    "migrate",
+    "open_database",
 ]
 
 

@@ -6,7 +6,7 @@ import json
 import os
 import tomllib
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -17,7 +17,7 @@ from newsmon.config import FeedConfig, find_config_file, settings_from_mapping
 from newsmon.errors import UserError
 from parsers.opml import OpmlError, OpmlFeed, parse_opml, render_opml
 
-__all__ = ["register", "append_feeds"]
+__all__ = ["append_feeds", "register"]
 
 feeds_app = typer.Typer(help="List, import and export the feed subscriptions (OPML).",
                         no_args_is_help=True)
@@ -43,7 +43,7 @@ def list_feeds(config: ConfigOption = None) -> None:
 @feeds_app.command("export")
 def export_feeds(
     config: ConfigOption = None,
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write here instead of stdout.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write here instead of stdout.")] = None,
 ) -> None:
     """Export the configured feeds as OPML."""
     settings = settings_or_exit(config)
@@ -72,7 +72,7 @@ def import_feeds(
     typer.echo(f"Added {added} feeds to {target} ({skipped} already there or invalid)")
 
 
-def _config_target(config: Optional[Path]) -> Path:
+def _config_target(config: Path | None) -> Path:
     if config:
         return config
     found = find_config_file(None, os.environ)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -13,7 +13,7 @@ from newsmon.errors import UserError
 __all__ = ["ConfigOption", "settings_or_exit"]
 
 ConfigOption = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option(
         "--config",
         "-c",
@@ -23,7 +23,7 @@ ConfigOption = Annotated[
 ]
 
 
-def settings_or_exit(config: Optional[Path]) -> Settings:
+def settings_or_exit(config: Path | None) -> Settings:
     """Load the settings, turning a bad config into a one-line error."""
     try:
         return load_settings(config)
