@@ -35,6 +35,7 @@ __all__ = [
     "RelevanceModel",
     "ScoringSettings",
     "SeedPassage",
+    "SentenceRule",
     "SemanticSettings",
     "SemanticTagger",
     "TagResult",
@@ -129,6 +130,13 @@ class SeedPassage:
 
 
 @dataclass(frozen=True)
+class SentenceRule:
+    name: str
+    weight: float  # added to the theme once per sentence where every group has a match
+    groups: tuple[tuple[str, ...], ...]  # each group: phrases, any of which satisfies it
+
+
+@dataclass(frozen=True)
 class Theme:
     id: str
     name: str
@@ -136,6 +144,7 @@ class Theme:
     threshold: float
     phrases: Mapping[str, float]
     seeds: tuple[SeedPassage, ...]
+    rules: tuple[SentenceRule, ...] = ()
 
     def seed_sentences(self) -> tuple[str, ...]:
         """Return every seed sentence of the theme, in file order."""
@@ -286,6 +295,9 @@ def _build_theme(raw: Any, source: str) -> Theme:
         if not all(isinstance(s, str) and s.strip() for s in sentences):
             raise ThemesError(f"{where}: seed sentences must be non-empty strings")
         seeds.append(SeedPassage(file=file, sentences=tuple(sentences)))
+    rules_raw = raw.get("rules", [])
+    if not isinstance(rules_raw, list):
+        raise ThemesError(f"{where}: `rules` must be a list of [[themes.rules]] tables")
     return Theme(
         id=theme_id,
         name=raw["name"].strip(),
@@ -293,7 +305,36 @@ def _build_theme(raw: Any, source: str) -> Theme:
         threshold=float(threshold),
         phrases=phrases,
         seeds=tuple(seeds),
+        rules=tuple(_build_rule(rule, f"{where} rule {n + 1}") for n, rule in enumerate(rules_raw)),
     )
+
+
+def _build_rule(raw: Any, where: str) -> SentenceRule:
+    if not isinstance(raw, Mapping):
+        raise ThemesError(f"{where}: must be a table")
+    unknown = set(raw) - {"name", "weight", "groups"}
+    if unknown:
+        raise ThemesError(f"{where}: unknown keys {sorted(unknown)}")
+    name = raw.get("name", "")
+    if not isinstance(name, str):
+        raise ThemesError(f"{where}: `name` must be a string")
+    weight = raw.get("weight")
+    if not isinstance(weight, (int, float)) or isinstance(weight, bool) or weight <= 0:
+        raise ThemesError(f"{where}: `weight` must be a positive number")
+    groups = raw.get("groups")
+    if not isinstance(groups, list) or len(groups) < 2:
+        raise ThemesError(f"{where}: `groups` must list at least two lists of phrases")
+    built: list[tuple[str, ...]] = []
+    for group in groups:
+        if not isinstance(group, list) or not group:
+            raise ThemesError(f"{where}: each group must be a non-empty list of phrases")
+        for phrase in group:
+            if not isinstance(phrase, str) or not phrase_tokens(phrase):
+                raise ThemesError(f"{where}: phrase {phrase!r} has no words")
+            if len(phrase_tokens(phrase)) > 1 and _SYMBOLS.intersection(phrase_tokens(phrase)):
+                raise ThemesError(f"{where}: a symbol must be a phrase of its own: {phrase!r}")
+        built.append(tuple(group))
+    return SentenceRule(name=name.strip(), weight=float(weight), groups=tuple(built))
 
 
 def _phrase_table(raw: Any, where: str) -> dict[str, float]:
@@ -612,30 +653,72 @@ class LexicalTagger:
         self.themes = themes
         self.version = themes.version
         rel = themes.relevance
-        groups = (*_RELEVANCE_GROUPS, *themes.ids)
-        tables = (rel.open, rel.ai, rel.closed, rel.models, *(t.phrases for t in themes.themes))
+        groups: list[str] = [*_RELEVANCE_GROUPS, *themes.ids]
+        tables: list[Mapping[str, float]] = [rel.open, rel.ai, rel.closed, rel.models]
+        tables += [t.phrases for t in themes.themes]
+        scored = len(groups)
+        # Each group of a sentence rule is matched as a phrase table of its own; its hits
+        # carry no weight, they only mark which groups a sentence satisfies.
+        rules: list[tuple[int, SentenceRule]] = []
+        rule_groups: list[tuple[int, int]] = []  # matcher group -> (rule index, group bit)
+        for k, theme in enumerate(themes.themes):
+            for rule in theme.rules:
+                for g, group in enumerate(rule.groups):
+                    groups.append(f"{theme.id}:rule{len(rules)}:{g}")
+                    tables.append(dict.fromkeys(group, 1.0))
+                    rule_groups.append((len(rules), 1 << g))
+                rules.append((len(_RELEVANCE_GROUPS) + k, rule))
         self._matcher = _Matcher(groups, tables)
         self._n_themes = len(themes.themes)
+        phrases = self._matcher.phrases
+        # Weights per phrase id over the scored groups; a satisfied rule is a pseudo-phrase
+        # numbered after the real ones, so counting, focus and evidence treat it alike.
+        self._weights: tuple[tuple[tuple[int, float], ...], ...] = (
+            *(tuple((g, w) for g, w in p.weights if g < scored) for p in phrases),
+            *(((group, rule.weight),) for group, rule in rules),
+        )
+        self._rule_base = len(phrases)
+        self._rule_full = tuple((1 << len(rule.groups)) - 1 for _, rule in rules)
+        self._rule_bits: dict[int, tuple[tuple[int, int], ...]] = {}
+        for pid, entry in enumerate(phrases):
+            bits = tuple(rule_groups[g - scored] for g, _ in entry.weights if g >= scored)
+            if bits:
+                self._rule_bits[pid] = bits
+
+    def _rule_hits(self, hits: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+        # (sentence index, pseudo-phrase id) for every sentence that satisfies a whole rule.
+        rule_bits = self._rule_bits
+        if not rule_bits:
+            return []
+        masks: dict[tuple[int, int], int] = {}
+        for sentence_index, pid in hits:
+            for rule, bit in rule_bits.get(pid, ()):
+                key = (rule, sentence_index)
+                masks[key] = masks.get(key, 0) | bit
+        full, base = self._rule_full, self._rule_base
+        return [(s, base + rule) for (rule, s), mask in masks.items() if mask == full[rule]]
 
     def raw_signals(
         self, text: str, title: str | None = None
     ) -> tuple[list[float], float, list[str], list[tuple[int, int]]]:
         """Return raw group weights, the length norm, the sentences and (sentence, phrase) hits."""
         matcher = self._matcher
-        phrases = matcher.phrases
+        weights = self._weights
         sentences = split_sentences(text or "")
         words, hits = matcher.match_sentences(sentences)
+        hits.extend(self._rule_hits(hits))
         counts: dict[int, float] = dict(collections.Counter(pid for _, pid in hits))
         if title:
             _, found = matcher.match(title)
+            found.extend(pid for _, pid in self._rule_hits((0, pid) for pid in found))
             tw = self.themes.scoring.title_weight
             for pid in found:
                 counts[pid] = counts.get(pid, 0.0) + tw
-        raw = [0.0] * len(matcher.groups)
+        raw = [0.0] * (len(_RELEVANCE_GROUPS) + self._n_themes)
         for pid, count in counts.items():
             # Repeats add less and less: one strong phrase should not win by repetition alone.
             factor = count if count < 1 else 1.0 + math.log(count)
-            for group, weight in phrases[pid].weights:
+            for group, weight in weights[pid]:
                 raw[group] += weight * factor
         norm = math.sqrt(max(1.0, words / self.themes.scoring.length_unit))
         return raw, norm, sentences, hits
@@ -682,10 +765,10 @@ class LexicalTagger:
         # Labels need a sentence or more of substance: weight that sits in the theme's best
         # sentences counts fully, weight scattered as passing words over the text counts less.
         scoring = self.themes.scoring
-        phrases = self._matcher.phrases
+        weights = self._weights
         per_sentence: dict[tuple[int, int], float] = {}
         for sentence_index, pid in hits:
-            for group, weight in phrases[pid].weights:
+            for group, weight in weights[pid]:
                 if group >= offset:
                     key = (group - offset, sentence_index)
                     per_sentence[key] = per_sentence.get(key, 0.0) + weight
@@ -700,10 +783,10 @@ class LexicalTagger:
         return focused
 
     def _evidence_for(self, group: int, sentences: Sequence[str], hits: Sequence[tuple[int, int]]) -> str:
-        phrases = self._matcher.phrases
+        weights = self._weights
         weight_of: dict[int, float] = {}
         for sentence_index, pid in hits:
-            for g, weight in phrases[pid].weights:
+            for g, weight in weights[pid]:
                 if g == group:
                     weight_of[sentence_index] = weight_of.get(sentence_index, 0.0) + weight
         ranked = sorted(weight_of, key=lambda i: (-weight_of[i], i))
