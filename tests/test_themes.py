@@ -22,6 +22,7 @@ from newsmon.paths import SAMPLE_DIR, SEEDS_DIR
 from parsers.themes import (
     THEME_IDS,
     LexicalTagger,
+    SentenceRule,
     TagResult,
     ThemesError,
     ThemeSet,
@@ -164,13 +165,13 @@ def _score(records: Sequence[dict[str, Any]], results: Sequence[TagResult]) -> d
 def test_dev_set_quality_stays_above_pinned_floors(
     tagger: LexicalTagger, dev: list[dict[str, Any]]
 ) -> None:
-    # Measured with the shipped thresholds: relevance F1 0.972, macro F1 0.829, micro 0.828.
+    # Measured with the shipped thresholds: relevance F1 0.972, macro F1 0.863, micro 0.856.
     results = [tagger.tag(r["text"], r["title"]) for r in dev]
     scores = _score(dev, results)
     assert len(dev) == 103
     assert scores["relevance_f1"] >= 0.95, scores
-    assert scores["macro_f1"] >= 0.80, scores
-    assert scores["micro_f1"] >= 0.80, scores
+    assert scores["macro_f1"] >= 0.84, scores
+    assert scores["micro_f1"] >= 0.83, scores
 
 
 def test_cross_validated_macro_f1_stays_above_pinned_floors(
@@ -179,9 +180,9 @@ def test_cross_validated_macro_f1_stays_above_pinned_floors(
     from bench.tagging import cross_validate
 
     results = [tagger.tag(r["text"], r["title"]) for r in dev]
-    # Measured: 2-fold 0.773, 5-fold 0.784 (tuning never starts from the shipped thresholds).
-    assert cross_validate(dev, results, themes, 2).macro_f1 >= 0.76
-    assert cross_validate(dev, results, themes, 5).macro_f1 >= 0.77
+    # Measured: 2-fold 0.818, 5-fold 0.841 (tuning never starts from the shipped thresholds).
+    assert cross_validate(dev, results, themes, 2).macro_f1 >= 0.80
+    assert cross_validate(dev, results, themes, 5).macro_f1 >= 0.82
 
 
 def test_scattered_passing_words_count_less_than_a_focused_sentence(themes: ThemeSet) -> None:
@@ -196,6 +197,64 @@ def test_scattered_passing_words_count_less_than_a_focused_sentence(themes: Them
     # With focus, passing words spread over the text weigh less than the same words together.
     assert split.tag(scattered).scores[theme] < whole.tag(scattered).scores[theme]
     assert split.tag(focused).scores[theme] == whole.tag(focused).scores[theme] > 0
+
+
+def _with_rules_only(themes: ThemeSet, theme_id: str, rules: tuple[SentenceRule, ...]) -> ThemeSet:
+    replaced = tuple(
+        dataclasses.replace(t, rules=rules) if t.id == theme_id else dataclasses.replace(t, rules=())
+        for t in themes.themes
+    )
+    return dataclasses.replace(themes, themes=replaced)
+
+
+def test_a_sentence_rule_counts_only_when_its_groups_meet_in_one_sentence(themes: ThemeSet) -> None:
+    theme = "enterprise-adoption"
+    rule = SentenceRule("test", 5.0, (("hospitals",), ("rolled out",)))
+    with_rule = LexicalTagger(_with_rules_only(themes, theme, (rule,)))
+    without = LexicalTagger(_with_rules_only(themes, theme, ()))
+    together = "Open-weight Llama models are popular. Hospitals rolled out the open model last year."
+    apart = "Open-weight Llama models are popular with hospitals. The open model rolled out last year."
+    # Together in one sentence the rule adds its weight; split over two sentences it adds nothing.
+    assert with_rule.tag(together).scores[theme] > without.tag(together).scores[theme]
+    assert with_rule.tag(apart).scores[theme] == without.tag(apart).scores[theme]
+    # The sentence that satisfied the rule is the evidence.
+    result = with_rule.tag(together + " Nothing else here.")
+    tag = next((t for t in result.tags if t.theme == theme), None)
+    assert tag is not None and "Hospitals rolled out" in tag.evidence, result.scores
+    # A rule in the title counts like the title's phrases.
+    assert with_rule.tag("Open-weight Llama models.", title="Hospitals rolled out Llama").scores[theme] > (
+        without.tag("Open-weight Llama models.", title="Hospitals rolled out Llama").scores[theme]
+    )
+
+
+def test_shipped_themes_have_sentence_rules_for_enterprise_adoption(themes: ThemeSet) -> None:
+    rules = themes.theme("enterprise-adoption").rules
+    assert rules and all(len(rule.groups) >= 2 and rule.weight > 0 for rule in rules)
+    tagger = LexicalTagger(themes)
+    text = (
+        "Banks and hospitals are adopting open-weight models such as Llama and Mistral. "
+        "Several companies deployed them in production on their own servers last quarter."
+    )
+    result = tagger.tag(text)
+    assert result.relevant and result.themes[:1] == ("enterprise-adoption",), result.scores
+
+
+@pytest.mark.parametrize(
+    ("rule", "message"),
+    [
+        ("weight = 2.0\ngroups = [['adopt*']]", "at least two"),
+        ("weight = 0\ngroups = [['a'], ['b']]", "weight"),
+        ("weight = 1.0\ngroups = [['a'], []]", "non-empty"),
+        ("weight = 1.0\ngroups = [['a'], ['% share']]", "symbol"),
+        ("weight = 1.0\nwords = [['a'], ['b']]", "unknown keys"),
+    ],
+)
+def test_bad_sentence_rules_are_rejected(tmp_path: Path, rule: str, message: str) -> None:
+    text = (SEEDS_DIR / "themes.toml").read_text(encoding="utf-8")
+    broken = tmp_path / "themes.toml"
+    broken.write_text(text.rstrip("\n") + "\n\n[[themes.rules]]\n" + rule + "\n", encoding="utf-8")
+    with pytest.raises(ThemesError, match=message):
+        load_themes(broken)
 
 
 def test_hard_negatives_in_dev_are_rejected(tagger: LexicalTagger, dev: list[dict[str, Any]]) -> None:
