@@ -5,7 +5,12 @@ weeks) with themes, entities and URLs, appends them from Arrow in bulk batches, 
 view, `newsmon trends` and `newsmon query` (in-process and as a fresh process). A made-up
 model name is planted in the latest week's titles, so emerging_terms must find it.
 
-    .venv/bin/python -m bench.warehouse [--articles N] [--keep DIR]
+    .venv/bin/python -m bench.warehouse [--articles N] [--keep DIR [--reuse]]
+        [--batch N] [--rows-per-transaction N]
+
+`--articles 100000` gives a quick run (under a minute); the write rate per article hardly
+depends on the size. `--rows-per-transaction 0` writes each generated batch in a transaction
+of its own, as the benchmark did before warehouse.bulk.append_batches.
 """
 
 from __future__ import annotations
@@ -30,9 +35,11 @@ if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().p
 import numpy as np
 import pyarrow as pa
 
-from warehouse.bulk import append_tables
+from warehouse.bulk import ROW_GROUP_ROWS, append_batches, append_tables
 from warehouse.db import connect
 from warehouse.queries import refresh_theme_phrases
+from warehouse.records import ArticleRecord, EntityRow, ThemeRow
+from warehouse.store import store_articles
 
 WEEKS = 156
 PEAK_PER_WEEK = 10_000
@@ -213,63 +220,105 @@ VIEW_QUERIES: dict[str, str] = {
 }
 
 
-def build(db: Path, articles: int, batch_size: int) -> None:
+class _Clock:
+    """Wall and CPU seconds spent inside a generator, so they can be left out of a rate."""
+
+    def __init__(self) -> None:
+        self.wall = 0.0
+        self.cpu = 0.0
+
+    def wrap(self, batches: Iterator[dict[str, pa.Table]]) -> Iterator[dict[str, pa.Table]]:
+        """Yield the batches, timing each step of the generator."""
+        while True:
+            wall, cpu = time.perf_counter(), time.process_time()
+            batch = next(batches, None)
+            self.wall += time.perf_counter() - wall
+            self.cpu += time.process_time() - cpu
+            if batch is None:
+                return
+            yield batch
+
+
+def build(db: Path, articles: int, batch_size: int, rows_per_transaction: int) -> None:
     """Generate the warehouse and print the write rate and size."""
     for stale in (db, db.with_suffix(".duckdb.wal")):
         stale.unlink(missing_ok=True)
-    write_wall = write_cpu = generate_seconds = 0.0
-    rows = {"articles": 0, "article_themes": 0, "article_entities": 0, "article_urls": 0}
+    generator = _Clock()
     with connect(db) as con:
         refresh_theme_phrases(con, KEY_PHRASES)
-        batches = generate_batches(articles, batch_size)
-        while True:
-            gen_start = time.perf_counter()
-            batch = next(batches, None)
-            generate_seconds += time.perf_counter() - gen_start
-            if batch is None:
-                break
-            wall, cpu = time.perf_counter(), time.process_time()
-            counts = append_tables(con, batch)
-            if rows["articles"] + batch_size >= articles:
-                con.execute("CHECKPOINT")
-            write_wall += time.perf_counter() - wall
-            write_cpu += time.process_time() - cpu
-            for name, count in counts.items():
-                rows[name] += count
-            print(f"  {rows['articles']:>9,} articles written", end="\r", flush=True)
-    print()
+        batches = generator.wrap(generate_batches(articles, batch_size))
+        wall, cpu = time.perf_counter(), time.process_time()
+        if rows_per_transaction > 0:
+            rows = append_batches(con, batches, rows_per_transaction=rows_per_transaction)
+        else:
+            rows = {}
+            for batch in batches:
+                for name, count in append_tables(con, batch).items():
+                    rows[name] = rows.get(name, 0) + count
+        con.execute("CHECKPOINT")
+        write_wall = time.perf_counter() - wall - generator.wall
+        write_cpu = time.process_time() - cpu - generator.cpu
+        row_groups = con.execute(
+            "SELECT count(DISTINCT row_group_id) FROM pragma_storage_info('articles')").fetchone()
     size = db.stat().st_size
     n = rows["articles"]
-    print(f"generated in {generate_seconds:.1f} s (not counted in the write rate)")
-    print("rows: " + ", ".join(f"{k} {v:,}" for k, v in rows.items()))
-    print(f"bulk write (batches of {batch_size:,}, incl. tags, URLs, indexes, final checkpoint):")
+    transactions = (f"transactions of {rows_per_transaction:,} articles" if rows_per_transaction > 0
+                    else f"one transaction per batch of {batch_size:,}")
+    print(f"generated in {generator.wall:.1f} s (not counted in the write rate)")
+    print("rows: " + ", ".join(f"{k} {v:,}" for k, v in rows.items())
+          + f"; {row_groups[0] if row_groups else 0} row groups in articles")
+    print(f"bulk write ({transactions}, incl. tags, URLs, key checks, final checkpoint):")
     print(f"  wall {write_wall:.1f} s = {n / write_wall:,.0f} articles/s;"
           f" CPU {write_cpu:.1f} s = {n / write_cpu:,.0f} articles per CPU-second (goal >= 20,000/s)")
     print(f"database size: {size / 2**20:,.0f} MiB = {size / 2**20 / (n / 100_000):,.1f}"
           " MiB per 100,000 articles (text ~1.5 KB each)")
 
 
+def _nightly_records(attempt: int) -> list[ArticleRecord]:
+    small = next(generate_batches(20_000, 100, seed=99 + attempt))
+    themes: dict[str, list[ThemeRow]] = {}
+    for row in small["article_themes"].to_pylist():
+        themes.setdefault(row["article_id"], []).append(ThemeRow(row["theme"], row["score"], row["evidence"]))
+    entities: dict[str, list[EntityRow]] = {}
+    for row in small["article_entities"].to_pylist():
+        entities.setdefault(row["article_id"], []).append(EntityRow(row["entity"], row["kind"], row["mentions"]))
+    records = []
+    for row in small["articles"].to_pylist():
+        old_id = row["id"]
+        new_id = hashlib.sha256(f"nightly{time.time_ns()}{old_id}".encode()).hexdigest()[:16]
+        records.append(ArticleRecord(
+            id=new_id, url=f"https://n.example/{new_id}", title=row["title"], source=row["source"],
+            published_at=row["published_at"], date_source=row["date_source"],
+            fetched_at=row["fetched_at"], language=row["language"], author=None, text=row["text"],
+            text_source=row["text_source"], relevant=row["relevant"], relevance=row["relevance"],
+            themes_version=row["themes_version"], feed_url=None, guid=None, summary=None,
+            content_hash=hashlib.sha256(row["text"].encode() + new_id.encode()).hexdigest(),
+            themes=tuple(themes.get(old_id, ())), entities=tuple(entities.get(old_id, ())),
+            final_url=None, status=200, content_type="text/html",
+            html_zstd=row["text"].encode()[:4000]))
+    return records
+
+
 def nightly_batches(db: Path) -> None:
-    """Time the nightly pattern on the full database: open, append 100 articles, close."""
-    small = next(generate_batches(20_000, 100, seed=99))
-    content_hash = small["articles"].schema.get_field_index("content_hash")
-    walls = []
+    """Time the nightly pattern on the full database: open, store 100 articles, close."""
+    walls, cpus = [], []
     for attempt in range(3):
-        ids = [f"nightly{time.time_ns()}{attempt}{i:05d}" for i in range(100)]
-        fresh = {
-            "articles": small["articles"]
-            .set_column(0, "id", pa.array(ids, pa.string()))
-            .set_column(content_hash, "content_hash",
-                        pa.array([hashlib.sha256(i.encode()).hexdigest() for i in ids], pa.string())),
-            "article_urls": pa.table({"url": pa.array([f"https://n.example/{i}" for i in ids]),
-                                      "article_id": pa.array(ids)}),
-        }
-        wall = time.perf_counter()
-        with connect(db) as con:
-            append_tables(con, fresh)
+        records = _nightly_records(attempt)
+        wall, cpu = time.perf_counter(), time.process_time()
+        result = store_articles(db, records, f"bench-night-{attempt}")
         walls.append(time.perf_counter() - wall)
-    print(f"nightly-style batch (open, append 100 articles, close): median"
-          f" {statistics.median(walls) * 1000:.0f} ms = the longest a reader waits for the file")
+        cpus.append(time.process_time() - cpu)
+        if result.new != len(records):
+            raise RuntimeError(f"nightly batch stored {result.new} of {len(records)} articles")
+    print(f"nightly batch (warehouse.store.store_articles: open, dedup against the stored rows,"
+          f" store 100 articles with tags, entities, URLs and pages, close): median"
+          f" {statistics.median(walls) * 1000:.0f} ms wall, {statistics.median(cpus) * 1000:.0f} ms CPU"
+          " = the longest a reader waits for the file")
+    wall, cpu = time.perf_counter(), time.process_time()
+    with connect(db, read_only=True) as con:
+        con.execute("SELECT count(*) FROM article_urls WHERE url = ?", ["https://n.example/none"]).fetchall()
+    print(f"read-only open and one URL lookup: {(time.perf_counter() - wall) * 1000:.0f} ms wall,"
+          f" {(time.process_time() - cpu) * 1000:.0f} ms CPU")
 
 
 def time_views(db: Path) -> None:
@@ -278,7 +327,10 @@ def time_views(db: Path) -> None:
     with connect(db, read_only=True, timezone="UTC") as con:
         con.execute("SET enable_progress_bar = false")
         for label, sql in VIEW_QUERIES.items():
-            wall, cpu = timed(lambda sql=sql: con.execute(sql).to_arrow_table())
+            def run(sql: str = sql) -> None:
+                con.execute(sql).to_arrow_table()
+
+            wall, cpu = timed(run)
             print(f"  {label:<45} {wall:6.3f} s / {cpu:6.3f} s")
         top = con.execute(VIEW_QUERIES["emerging_terms"]).fetchall()
         print("  emerging terms, latest week:", ", ".join(f"{r[2]} ({r[3]}, x{r[5]:.1f})" for r in top[:5]))
@@ -326,7 +378,9 @@ def main() -> None:
     """Build the synthetic warehouse and print every figure."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--articles", type=int, default=1_000_000)
-    parser.add_argument("--batch", type=int, default=50_000)
+    parser.add_argument("--batch", type=int, default=50_000, help="articles per generated batch")
+    parser.add_argument("--rows-per-transaction", type=int, default=ROW_GROUP_ROWS,
+                        help="articles per write transaction (0: one transaction per batch)")
     parser.add_argument("--keep", type=Path, help="build the database in this folder and keep it")
     parser.add_argument("--reuse", action="store_true",
                         help="with --keep: time the views of the database built before")
@@ -337,7 +391,7 @@ def main() -> None:
     db = folder / "bench.duckdb"
     print(f"database: {db}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     if not (args.reuse and db.exists()):
-        build(db, args.articles, args.batch)
+        build(db, args.articles, args.batch, args.rows_per_transaction)
         nightly_batches(db)
     time_views(db)
     time_commands(db, folder)

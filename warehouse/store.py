@@ -15,6 +15,7 @@ import duckdb
 import pyarrow as pa
 
 from warehouse.db import connect
+from warehouse.keys import require_unique
 from warehouse.records import (
     ArticleRecord,
     EntityRow,
@@ -171,10 +172,7 @@ def store_articles(path: Path, records: Sequence[ArticleRecord], run_id: str | N
         con.execute("BEGIN TRANSACTION")
         try:
             con.register("staged_articles", staged)
-            existing = dict(con.execute(
-                """SELECT s.id, a.id FROM staged_articles s
-                   JOIN articles a ON a.id = s.id OR a.content_hash = s.content_hash"""
-            ).fetchall())
+            existing = _stored_matches(con)
             new_records = [r for r in unique if r.id not in existing]
             for record in unique:
                 target = existing.get(record.id)
@@ -197,6 +195,18 @@ def store_articles(path: Path, records: Sequence[ArticleRecord], run_id: str | N
                        new_ids=tuple(r.id for r in new_records))
 
 
+def _stored_matches(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    # Two equi-joins rather than one join on `id = ... OR content_hash = ...`, which DuckDB
+    # can only run as a nested loop over every stored article. Same URL wins over same text.
+    rows = con.execute(
+        """SELECT s.id, a.id, 1 AS by_id FROM staged_articles s JOIN articles a ON a.content_hash = s.content_hash
+           UNION ALL
+           SELECT s.id, a.id, 2 FROM staged_articles s JOIN articles a ON a.id = s.id
+           ORDER BY 3, 2"""
+    ).fetchall()
+    return {staged: stored for staged, stored, _ in rows}
+
+
 def _insert_children(con: duckdb.DuckDBPyConnection, new_records: Sequence[ArticleRecord],
                      aliases: Sequence[tuple[str, str]]) -> None:
     urls = [(r.url, r.id) for r in new_records]
@@ -207,9 +217,10 @@ def _insert_children(con: duckdb.DuckDBPyConnection, new_records: Sequence[Artic
             "url": pa.array([u for u, _ in urls], pa.string()),
             "article_id": pa.array([a for _, a in urls], pa.string()),
         }))
+        # A URL already stored keeps the article it leads to.
         con.execute(
-            "INSERT INTO article_urls SELECT DISTINCT ON (url) url, article_id FROM staged_urls"
-            " ON CONFLICT DO NOTHING"
+            "INSERT INTO article_urls SELECT DISTINCT ON (url) url, article_id FROM staged_urls s"
+            " WHERE NOT EXISTS (SELECT 1 FROM article_urls u WHERE u.url = s.url)"
         )
     themes = [
         {"article_id": r.id, "url": r.url, "theme": t.theme, "score": t.score,
@@ -218,6 +229,7 @@ def _insert_children(con: duckdb.DuckDBPyConnection, new_records: Sequence[Artic
     ]
     if themes:
         con.register("staged_themes", pa.Table.from_pylist(themes))
+        require_unique(con, "staged_themes", "article_themes")
         con.execute(
             "INSERT INTO article_themes (article_id, url, theme, score, evidence, themes_version)"
             " SELECT article_id, url, theme, score, evidence, themes_version FROM staged_themes"
@@ -228,6 +240,7 @@ def _insert_children(con: duckdb.DuckDBPyConnection, new_records: Sequence[Artic
     ]
     if entities:
         con.register("staged_entities", pa.Table.from_pylist(entities))
+        require_unique(con, "staged_entities", "article_entities")
         con.execute(
             "INSERT INTO article_entities (article_id, entity, kind, mentions)"
             " SELECT article_id, entity, kind, mentions FROM staged_entities"
@@ -242,6 +255,7 @@ def _insert_children(con: duckdb.DuckDBPyConnection, new_records: Sequence[Artic
             ("article_id", pa.string()), ("url", pa.string()), ("status", pa.int32()),
             ("content_type", pa.string()), ("html_zstd", pa.binary()), ("fetched_at", _TS),
         ])))
+        require_unique(con, "staged_pages", "pages")
         con.execute(
             "INSERT INTO pages (article_id, url, status, content_type, html_zstd, fetched_at)"
             " SELECT article_id, url, status, content_type, html_zstd, fetched_at FROM staged_pages"

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import duckdb
 import pyarrow as pa
 
+from warehouse.keys import require_unique
+
 __all__ = [
     "ENTITY_SCHEMA",
     "RELEVANCE_SCHEMA",
@@ -123,6 +125,9 @@ def swap_staged(con: duckdb.DuckDBPyConnection, themes_version: str) -> RetagCou
         con.execute(
             "DELETE FROM article_themes WHERE article_id IN (SELECT article_id FROM retag_relevance)"
         )
+        # No index guards the tag tables' keys (migration 006): check the staged rows against
+        # themselves and against the tags of articles this re-tag does not replace.
+        require_unique(con, "retag_themes", "article_themes")
         con.execute(
             "INSERT INTO article_themes (article_id, url, theme, score, evidence, themes_version)"
             " SELECT article_id, url, theme, score, evidence, ? FROM retag_themes",
@@ -131,6 +136,7 @@ def swap_staged(con: duckdb.DuckDBPyConnection, themes_version: str) -> RetagCou
         con.execute(
             "DELETE FROM article_entities WHERE article_id IN (SELECT article_id FROM retag_relevance)"
         )
+        require_unique(con, "retag_entities", "article_entities")
         con.execute(
             "INSERT INTO article_entities (article_id, entity, kind, mentions)"
             " SELECT article_id, entity, kind, mentions FROM retag_entities"
