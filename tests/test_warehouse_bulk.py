@@ -52,3 +52,13 @@ def test_a_failing_transaction_keeps_the_whole_row_groups_before_it(db_path: Pat
 def test_rows_per_transaction_must_be_positive(db_path: Path) -> None:
     with connect(db_path) as con, pytest.raises(ValueError, match="positive"):
         append_batches(con, iter([batch("a000")]), rows_per_transaction=0)
+
+
+def test_appends_run_single_threaded_and_restore_the_thread_count(db_path: Path) -> None:
+    with connect(db_path) as con:
+        con.execute("SET threads = 2")
+        append_batches(con, iter([batch("a000")]))
+        assert con.execute("SELECT current_setting('threads')").fetchone() == (2,)
+        with pytest.raises(duckdb.ConstraintException):
+            append_batches(con, iter([batch("a000")]))
+        assert con.execute("SELECT current_setting('threads')").fetchone() == (2,)

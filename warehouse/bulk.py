@@ -15,7 +15,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from warehouse.db import connect
+from warehouse.db import connect, single_threaded
 from warehouse.keys import require_unique
 
 __all__ = [
@@ -43,6 +43,13 @@ def append_tables(con: duckdb.DuckDBPyConnection, tables: Mapping[str, pa.Table]
     if unknown:
         raise ValueError(f"cannot bulk-append to {sorted(unknown)}; allowed: {', '.join(BULK_TABLES)}")
     counts: dict[str, int] = {}
+    with single_threaded(con):
+        _append_in_transaction(con, tables, counts)
+    return counts
+
+
+def _append_in_transaction(con: duckdb.DuckDBPyConnection, tables: Mapping[str, pa.Table],
+                           counts: dict[str, int]) -> None:
     con.execute("BEGIN TRANSACTION")
     try:
         for name in BULK_TABLES:
@@ -64,7 +71,6 @@ def append_tables(con: duckdb.DuckDBPyConnection, tables: Mapping[str, pa.Table]
     except BaseException:
         con.execute("ROLLBACK")
         raise
-    return counts
 
 
 def append_tables_to(path: str | Path, tables: Mapping[str, pa.Table], *,

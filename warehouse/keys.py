@@ -39,15 +39,17 @@ def require_unique(con: duckdb.DuckDBPyConnection, staged: str, table: str) -> N
         columns = ", ".join(_ident(c) for c in key)
         # Keys with a NULL part are left to the NOT NULL constraints, as the index did.
         not_null = " AND ".join(f"{_ident(c)} IS NOT NULL" for c in key)
+        match = " AND ".join(f"t.{_ident(c)} = s.{_ident(c)}" for c in key)
+        # The stored table probes a hash table of the staged keys: an EXISTS per staged row
+        # ran five times slower on 250,000 articles.
         row = con.execute(
             f"""SELECT * FROM (
                     SELECT {columns} FROM {_ident(staged)} WHERE {not_null}
                     GROUP BY ALL HAVING count(*) > 1 LIMIT 1)
                 UNION ALL
                 SELECT * FROM (
-                    SELECT {columns} FROM {_ident(staged)} s WHERE {not_null}
-                    AND EXISTS (SELECT 1 FROM {_ident(table)} t
-                                WHERE {' AND '.join(f't.{_ident(c)} = s.{_ident(c)}' for c in key)})
+                    SELECT {', '.join(f't.{_ident(c)}' for c in key)} FROM {_ident(table)} t
+                    SEMI JOIN {_ident(staged)} s ON {match}
                     LIMIT 1)
                 LIMIT 1"""
         ).fetchone()

@@ -14,7 +14,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from warehouse.db import connect
+from warehouse.db import connect, single_threaded
 from warehouse.keys import require_unique
 from warehouse.records import (
     ArticleRecord,
@@ -168,7 +168,7 @@ def store_articles(path: Path, records: Sequence[ArticleRecord], run_id: str | N
         [{c: getattr(r, c) for c in _ARTICLE_COLUMNS} | {"run_id": run_id} for r in unique],
         schema=_ARTICLE_SCHEMA.append(pa.field("run_id", pa.string())),
     )
-    with connect(path, lock_wait_seconds=lock_wait) as con:
+    with connect(path, lock_wait_seconds=lock_wait) as con, single_threaded(con):
         con.execute("BEGIN TRANSACTION")
         try:
             con.register("staged_articles", staged)
