@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -26,7 +26,7 @@ from warehouse.store import (
     store_articles,
 )
 
-NOW = datetime(2026, 11, 20, 2, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
 
 
 def record(n: int, text: str | None = None, **changes: object) -> ArticleRecord:
@@ -117,3 +117,19 @@ def test_runs_feeds_and_errors(db_path: Path) -> None:
             ("https://f/2", "feed", "HTTP 500 after 3 attempts")]
     finally:
         con.close()
+
+
+def test_stored_url_wins_over_stored_text(db_path: Path) -> None:
+    store_articles(db_path, [record(1, text="First story"), record(2, text="Second story")], "r")
+    # Article 1's URL again, now with article 2's text: it stays an alias of article 1.
+    again = record(1, text="Second story", aliases=("https://news.example/amp/1",))
+    assert store_articles(db_path, [again], "r").duplicate == 1
+    assert store_articles(db_path, [record(3, text="Second story")], "r").duplicate == 1
+    con = duckdb.connect(str(db_path), read_only=True)
+    try:
+        assert con.execute("SELECT url, article_id FROM article_urls ORDER BY url").fetchall() == [
+            ("https://news.example/a/1", "id0001"), ("https://news.example/a/2", "id0002"),
+            ("https://news.example/a/3", "id0002"), ("https://news.example/amp/1", "id0001")]
+    finally:
+        con.close()
+    assert counts(db_path)[0] == 2

@@ -72,19 +72,27 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[int]:
         " applied_at TIMESTAMPTZ NOT NULL DEFAULT current_timestamp)"
     )
     done = set(applied_migrations(con))
+    pending = [m for m in available_migrations() if m[0] not in done]
+    if not pending:
+        return []
+    # A rebuild such as 006 runs for seconds on a large file; DuckDB would draw its progress
+    # bar into the nightly run's log or a command's output.
+    row = con.execute("SELECT current_setting('enable_progress_bar')").fetchone()
+    con.execute("SET enable_progress_bar = false")
     applied: list[int] = []
-    for version, name, sql in available_migrations():
-        if version in done:
-            continue
-        con.execute("BEGIN TRANSACTION")
-        try:
-            con.execute(sql)
-            con.execute("INSERT INTO schema_version (version, name) VALUES (?, ?)", [version, name])
-            con.execute("COMMIT")
-        except Exception:
-            con.execute("ROLLBACK")
-            raise
-        applied.append(version)
+    try:
+        for version, name, sql in pending:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                con.execute(sql)
+                con.execute("INSERT INTO schema_version (version, name) VALUES (?, ?)", [version, name])
+                con.execute("COMMIT")
+            except Exception:
+                con.execute("ROLLBACK")
+                raise
+            applied.append(version)
+    finally:
+        con.execute(f"SET enable_progress_bar = {'true' if row and row[0] else 'false'}")
     return applied
 
 
