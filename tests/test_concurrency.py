@@ -49,10 +49,15 @@ WRITER = textwrap.dedent(
             "theme": ["licensing"] * size, "score": [0.9] * size,
             "evidence": ["e"] * size, "themes_version": ["v"] * size,
         })
+        answered = os.path.getsize(ready)
         append_tables_to(db, {"articles": articles, "article_themes": themes},
                          lock_wait_seconds=30)
         print(b, flush=True)
-        time.sleep(0.03)
+        # Pause as the nightly flow does between batches, until the reader has answered once
+        # more (bounded): a write is faster than a query, and the race must really happen.
+        deadline = time.monotonic() + 5
+        while os.path.getsize(ready) <= answered and time.monotonic() < deadline:
+            time.sleep(0.01)
     open(done, "w").close()
     """
 )
@@ -77,6 +82,8 @@ READER = textwrap.dedent(
             row = json.loads(out.getvalue())[0]
             print(json.dumps({"ok": True, "n": row["n"], "tags": row["tags"],
                               "seconds": time.monotonic() - started}), flush=True)
+            with open(ready, "a") as answers:  # the writer paces itself by this file's size
+                answers.write(".")
         except BaseException as exc:
             print(json.dumps({"ok": False, "error": f"{type(exc).__name__}: {exc}"}), flush=True)
         if finished:
