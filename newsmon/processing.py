@@ -13,12 +13,12 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 import zstandard
 
 from parsers.articles import ExtractedArticle, extract_article
-from parsers.dates import choose_published
+from parsers.dates import choose_published, is_plausible
 from parsers.entities import find_entities, load_gazetteer
 from parsers.text import content_hash, normalise_text
 from parsers.themes import load_tagger
@@ -132,9 +132,13 @@ def process_batch(jobs: Sequence[PageJob], config: TaggingConfig, workers: int,
 def _process(job: PageJob, worker: _Worker) -> Processed:
     extracted: ExtractedArticle | None = None
     if job.body is not None:
-        extracted = extract_article(job.body, job.final_url or job.url,
-                                    content_type=job.content_type, fast=worker.config.fast_extraction)
-    page_text = normalise_text(extracted.text) if extracted else ""
+        # The feed's date wins over the page's, so a dated entry spares the page's date search;
+        # a feed's author likewise spares the search for a byline in the page's markup.
+        feed_dated = job.entry_published is not None and is_plausible(job.entry_published, datetime.now(UTC))
+        extracted = extract_article(job.body, job.final_url or job.url, content_type=job.content_type,
+                                    fast=worker.config.fast_extraction, want_date=not feed_dated,
+                                    want_author=not job.entry_author)
+    page_text = extracted.text if extracted else ""  # extract_article normalised it
     fallback_reason: str | None = None
     if page_text:
         text, text_source = page_text, "page"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import contextlib
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -10,6 +11,17 @@ from datetime import datetime
 import charset_normalizer
 import ftfy
 import trafilatura
+from htmldate import find_date
+from lxml.html import HtmlElement
+from trafilatura.metadata import (
+    examine_meta,
+    extract_author,
+    extract_meta_json,
+    extract_sitename,
+    extract_title,
+)
+from trafilatura.settings import Document, set_date_params
+from trafilatura.utils import load_html
 
 from parsers.dates import parse_date
 from parsers.text import normalise_text
@@ -77,6 +89,10 @@ def _mojibake_score(text: str) -> int:
 
 def _repair(text: str) -> str:
     """Undo double encoding when the text shows it; leave clean text untouched."""
+    # Every mojibake pattern starts with one of these; most pages have none, and a plain
+    # search for them is far cheaper than the regex over a whole page.
+    if "\u00c2" not in text and "\u00c3" not in text and "\u00e2\u20ac" not in text:
+        return text
     if _mojibake_score(text) < 3:
         return text
     return ftfy.fix_encoding(text)
@@ -131,19 +147,47 @@ def _empty() -> ExtractedArticle:
     return ExtractedArticle(None, None, None, None, None, None, "")
 
 
-def _run(html: str, url: str, fast: bool, favor_precision: bool) -> trafilatura.settings.Document | None:
-    """Run trafilatura once with our settings."""
+def _page_metadata(tree: HtmlElement, want_date: bool, want_author: bool) -> Document:
+    """Read title, author, description, site name and (when wanted) date, as trafilatura does.
+
+    This is trafilatura's own metadata path less what newsmon does not store (categories,
+    tags, licence). The two costliest searches are optional: the date search, which a feed's
+    date makes moot, and the byline search over the page's markup, which a feed's author
+    makes moot. The page's declared author (meta tags, JSON-LD) is read either way.
+    """
+    metadata = examine_meta(tree)
+    if metadata.author and " " not in metadata.author:
+        metadata.author = None  # one word is a handle or a site, not a byline
+    with contextlib.suppress(Exception):  # broken JSON-LD must not cost the page its text
+        metadata = extract_meta_json(tree, metadata)
+    metadata.title = metadata.title or extract_title(tree)
+    if not metadata.author and want_author:
+        metadata.author = extract_author(tree)
+    metadata.sitename = metadata.sitename or extract_sitename(tree)
+    if metadata.sitename:
+        metadata.sitename = metadata.sitename.lstrip("@")  # a Twitter handle names the site
+    if want_date:
+        metadata.date = find_date(tree, **set_date_params(True))
+    return metadata
+
+
+def _run(html: str, url: str, fast: bool, want_date: bool,
+         want_author: bool) -> tuple[Document, Document | None]:
+    """Run trafilatura once with our settings; return the page's metadata and its text."""
+    tree = load_html(html)
+    if tree is None:
+        return Document(), None
+    metadata = _page_metadata(tree, want_date, want_author)
     result = trafilatura.bare_extraction(
-        html,
+        tree,
         url=url or None,
         fast=fast,
-        favor_precision=favor_precision,
         include_comments=False,
         include_tables=True,
         include_formatting=False,
-        with_metadata=True,
+        with_metadata=False,
     )
-    return result if isinstance(result, trafilatura.settings.Document) else None
+    return metadata, result if isinstance(result, Document) else None
 
 
 def extract_article(
@@ -152,24 +196,30 @@ def extract_article(
     *,
     content_type: str | None = None,
     fast: bool = False,
+    want_date: bool = True,
+    want_author: bool = True,
 ) -> ExtractedArticle:
-    """Extract main text and metadata from an article page; return empty text on failure."""
+    """Extract main text and metadata from an article page; return empty text on failure.
+
+    `want_date=False` skips the page's date search, and `want_author=False` its byline
+    search, for articles whose feed already gave a date or an author.
+    """
     try:
         text_html = decode_html(html, content_type) if isinstance(html, bytes) else _repair(html)
         if not text_html.strip():
             return _empty()
-        document = _run(text_html, url, fast, favor_precision=False)
+        metadata, document = _run(text_html, url, fast, want_date, want_author)
     except Exception:  # noqa: BLE001 - bad markup must never stop a batch; record empty text
         return _empty()
     if document is None:
         return ExtractedArticle(None, None, None, None, _language(text_html, None), None, "")
     return ExtractedArticle(
-        title=_clean(document.title),
-        author=_clean(document.author),
-        published_at=parse_date(document.date) if isinstance(document.date, str) else None,
-        site_name=_clean(document.sitename),
+        title=_clean(metadata.title),
+        author=_clean(metadata.author),
+        published_at=parse_date(metadata.date) if isinstance(metadata.date, str) else None,
+        site_name=_clean(metadata.sitename),
         language=_language(text_html, document.language),
-        description=_clean(document.description),
+        description=_clean(metadata.description),
         text=normalise_text(document.text or ""),
     )
 

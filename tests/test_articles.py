@@ -118,6 +118,36 @@ def test_metadata_of_one_known_page() -> None:
         assert snippet not in article.text
 
 
+def test_metadata_matches_trafilatura_own_metadata() -> None:
+    truth = json.loads((PAGES / "truth.json").read_text("utf-8"))[:60]
+    same_title = same_author = same_date = 0
+    for entry in truth:
+        body = (PAGES / entry["file"]).read_bytes()
+        ours = extract_article(body, entry["url"] or "")
+        theirs = trafilatura.bare_extraction(decode_html(body), url=entry["url"] or None, with_metadata=True)
+        assert theirs is not None
+        same_title += ours.title == (" ".join(theirs.title.split()) if theirs.title else None)
+        same_author += ours.author == (" ".join(theirs.author.split()) if theirs.author else None)
+        same_date += (ours.published_at.date().isoformat() if ours.published_at else None) == theirs.date
+    figures = f"title {same_title}, author {same_author}, date {same_date} of {len(truth)}"
+    assert min(same_title, same_author, same_date) >= 0.95 * len(truth), figures
+
+
+def test_feed_date_and_author_spare_the_page_searches() -> None:
+    head = '<meta property="article:published_time" content="2026-03-04T10:00:00Z">'
+    html = page(ENGLISH, head=head).replace(
+        "<h1>Story</h1>", '<h1>Story</h1><p class="byline">By <span class="author">Ada Lovelace</span></p>')
+    full = extract_article(html, "https://example.com/story")
+    assert full.published_at is not None and full.published_at.date().isoformat() == "2026-03-04"
+    assert full.author == "Ada Lovelace"
+    lean = extract_article(html, "https://example.com/story", want_date=False, want_author=False)
+    assert lean.published_at is None and lean.author is None
+    assert lean.text == full.text and lean.title == full.title
+    declared = html.replace("<title>", '<meta name="author" content="Grace Hopper"><title>')
+    # An author the page declares in its head is cheap to read and kept either way.
+    assert extract_article(declared, "https://example.com/story", want_author=False).author == "Grace Hopper"
+
+
 def test_fast_mode_extracts_too() -> None:
     entry = json.loads((PAGES / "truth.json").read_text("utf-8"))[1]
     article = extract_article((PAGES / entry["file"]).read_bytes(), entry["url"], fast=True)
