@@ -82,6 +82,8 @@ def run_measured(config: Path, between: Callable[[], None]) -> tuple[list[float]
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert proc.stdin is not None and proc.stdout is not None
     peak = {"flow_process_rss": 0.0, "pipeline_pss": 0.0, "prefect_server_rss": 0.0}
+    # CPU seconds per process, the last value seen: how the work was shared out.
+    cpu: dict[int, tuple[str, float]] = {}
     done = threading.Event()
 
     def sample() -> None:
@@ -102,6 +104,11 @@ def run_measured(config: Path, between: Callable[[], None]) -> tuple[list[float]
                 }
                 for key, value in figures.items():
                     peak[key] = max(peak[key], value / 2**20)
+                for process in [parent, *children]:
+                    role = ("prefect_server" if process.pid in server_pids
+                            else "flow_process" if process.pid == parent.pid else "extraction_workers")
+                    times = process.cpu_times()
+                    cpu[process.pid] = (role, times.user + times.system)
             except psutil.Error:
                 pass
             time.sleep(0.1)
@@ -122,6 +129,8 @@ def run_measured(config: Path, between: Callable[[], None]) -> tuple[list[float]
     if proc.returncode != 0:
         print(text[-3000:])
     times = [json.loads(line[6:]) for line in text.splitlines() if line.startswith("TIMES ")]
+    for role, seconds in cpu.values():
+        peak[f"cpu_{role}_s"] = peak.get(f"cpu_{role}_s", 0.0) + seconds
     return (times[0] if times else []), peak, proc.returncode
 
 
@@ -201,6 +210,9 @@ def main() -> None:
         "peak_flow_process_rss_mb": round(peak["flow_process_rss"]),
         "peak_pipeline_pss_mb": round(peak["pipeline_pss"]),
         "peak_prefect_server_rss_mb": round(peak["prefect_server_rss"]),
+        "cpu_flow_process_s": round(peak.get("cpu_flow_process_s", 0.0), 1),
+        "cpu_extraction_workers_s": round(peak.get("cpu_extraction_workers_s", 0.0), 1),
+        "cpu_prefect_server_s": round(peak.get("cpu_prefect_server_s", 0.0), 1),
         "exit_code": code,
     }
     print(json.dumps(results, indent=2))
