@@ -14,7 +14,6 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import cast
 
 import pyarrow as pa
 from prefect import flow, get_run_logger, task
@@ -57,9 +56,16 @@ def _now() -> datetime:
 
 
 @task(name="poll-feed", retries=2, retry_delay_seconds=[5, 30], cache_policy=NO_CACHE)
-async def poll_feed_task(feed: FeedConfig, state: FeedState | None, settings: FetchSettings,
-                         now: datetime) -> FeedPoll:
+def poll_feed_task(feed: FeedConfig, state: FeedState | None, settings: FetchSettings,
+                   now: datetime) -> FeedPoll:
     """Poll one feed (conditional GET, body hash, parse)."""
+    # A sync task running its own event loop: Prefect gives every async task run a client
+    # of its own, certificate store included, which cost more CPU than the poll itself.
+    return asyncio.run(_poll(feed, state, settings, now))
+
+
+async def _poll(feed: FeedConfig, state: FeedState | None, settings: FetchSettings,
+                now: datetime) -> FeedPoll:
     async with Fetcher(settings) as fetcher:
         return await poll_feed(fetcher, feed, state, now, settings)
 
@@ -165,8 +171,7 @@ def poll_all_feeds(settings: Settings, summary: RunSummary) -> list[FeedPoll]:
     polls: list[FeedPoll] = []
     for feed, future in zip(settings.feeds, futures):
         try:
-            # An async task's future is typed as a coroutine; at run time it is the value.
-            poll = cast(FeedPoll, future.result())
+            poll = future.result()
         except Exception as exc:  # noqa: BLE001 - any failure of one feed must not stop the night
             poll = FeedPoll(feed, "failed", (), FeedState(url=feed.url, name=feed.name),
                             ErrorRecord(url=feed.url, stage="feed", error=f"{type(exc).__name__}: {exc}",

@@ -28,6 +28,7 @@ import importlib.util
 import random
 import socket
 import ssl
+import threading
 import zlib
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from contextlib import aclosing
@@ -130,10 +131,19 @@ def _accept_encoding() -> str:
     return "gzip, deflate"
 
 
-@functools.cache
+_TLS_CONTEXT_LOCK = threading.Lock()
+
+
 def _tls_context() -> ssl.SSLContext:
     # Loading the certificate store takes tens of milliseconds of CPU; every feed and batch
-    # opens a client, so the process builds the store once and the clients share it.
+    # opens a client, so the process builds the store once and the clients share it. The
+    # lock keeps feeds polled in parallel threads from each building it at the same moment.
+    with _TLS_CONTEXT_LOCK:
+        return _shared_tls_context()
+
+
+@functools.cache
+def _shared_tls_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
