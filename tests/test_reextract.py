@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -15,7 +15,7 @@ from newsmon.cli import app
 from newsmon.paths import SAMPLE_DIR
 from warehouse.store import ArticleRecord, store_articles
 
-NOW = datetime(2026, 11, 20, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 20, tzinfo=UTC)
 TRUTH = {t["file"]: t for t in json.loads((SAMPLE_DIR / "pages" / "truth.json").read_text())}
 PAGE = "0a29620f9c4347758c146ed06dab6f3e.html"
 
