@@ -72,9 +72,10 @@ def _is_prefect_server(process: psutil.Process) -> bool:
         return False
 
 
-def run_measured(config: Path, between: Callable[[], None]) -> tuple[list[float], dict[str, float], int]:
+def run_measured(config: Path, between: Callable[[], None]) -> tuple[
+        list[float], dict[str, float], dict[str, float], int]:
     """Run two nights in a child process, calling `between` after the first; return
-    (wall seconds per run, peak memory figures in MB, exit code).
+    (wall seconds per run, peak memory figures in MB, CPU seconds per role, exit code).
 
     Memory: the flow process's RSS; the pipeline's PSS (flow process plus extraction workers,
     shared pages counted once); and Prefect's ephemeral API server on its own."""
@@ -83,7 +84,7 @@ def run_measured(config: Path, between: Callable[[], None]) -> tuple[list[float]
     assert proc.stdin is not None and proc.stdout is not None
     peak = {"flow_process_rss": 0.0, "pipeline_pss": 0.0, "prefect_server_rss": 0.0}
     # CPU seconds per process, the last value seen: how the work was shared out.
-    cpu: dict[int, tuple[str, float]] = {}
+    cpu_by_pid: dict[int, tuple[str, float]] = {}
     done = threading.Event()
 
     def sample() -> None:
@@ -108,7 +109,7 @@ def run_measured(config: Path, between: Callable[[], None]) -> tuple[list[float]
                     role = ("prefect_server" if process.pid in server_pids
                             else "flow_process" if process.pid == parent.pid else "extraction_workers")
                     times = process.cpu_times()
-                    cpu[process.pid] = (role, times.user + times.system)
+                    cpu_by_pid[process.pid] = (role, times.user + times.system)
             except psutil.Error:
                 pass
             time.sleep(0.1)
@@ -129,9 +130,10 @@ def run_measured(config: Path, between: Callable[[], None]) -> tuple[list[float]
     if proc.returncode != 0:
         print(text[-3000:])
     times = [json.loads(line[6:]) for line in text.splitlines() if line.startswith("TIMES ")]
-    for role, seconds in cpu.values():
-        peak[f"cpu_{role}_s"] = peak.get(f"cpu_{role}_s", 0.0) + seconds
-    return (times[0] if times else []), peak, proc.returncode
+    cpu = dict.fromkeys(("flow_process", "extraction_workers", "prefect_server"), 0.0)
+    for role, seconds in cpu_by_pid.values():
+        cpu[role] += seconds
+    return (times[0] if times else []), peak, cpu, proc.returncode
 
 
 def flow_seconds(database: Path) -> list[float]:
@@ -183,7 +185,7 @@ def main() -> None:
                               + ("fast = true\n" if args.fast else ""))
 
             counts = [served.article_requests()]
-            times, peak, code = run_measured(config, lambda: counts.append(served.article_requests()))
+            times, peak, cpu, code = run_measured(config, lambda: counts.append(served.article_requests()))
             counts.append(served.article_requests())
 
         if not database.exists():
@@ -210,9 +212,7 @@ def main() -> None:
         "peak_flow_process_rss_mb": round(peak["flow_process_rss"]),
         "peak_pipeline_pss_mb": round(peak["pipeline_pss"]),
         "peak_prefect_server_rss_mb": round(peak["prefect_server_rss"]),
-        "cpu_flow_process_s": round(peak.get("cpu_flow_process_s", 0.0), 1),
-        "cpu_extraction_workers_s": round(peak.get("cpu_extraction_workers_s", 0.0), 1),
-        "cpu_prefect_server_s": round(peak.get("cpu_prefect_server_s", 0.0), 1),
+        **{f"cpu_{role}_s": round(seconds, 1) for role, seconds in cpu.items()},
         "exit_code": code,
     }
     print(json.dumps(results, indent=2))

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from newsmon.paths import SAMPLE_DIR
+from bench.tagging import sample_posts
 from newsmon.retagging import retag_database
 from parsers.entities import load_gazetteer
 from parsers.themes import load_tagger
@@ -32,12 +32,7 @@ __all__ = ["build_warehouse", "main", "synthetic_articles"]
 
 def _chunks() -> list[tuple[str, str]]:
     chunks: list[tuple[str, str]] = []
-    for path in sorted((SAMPLE_DIR / "articles").glob("*.md")):
-        body = path.read_text(encoding="utf-8")
-        if body.startswith("---"):
-            body = body.split("---", 2)[-1]
-        body = body.strip()
-        title = path.stem.replace("-", " ")
+    for title, body in sample_posts():
         for start in range(0, len(body), 3000):
             piece = body[start : start + 5000]
             if len(piece) >= 1000:

@@ -44,6 +44,7 @@ __all__ = [
     "load_dev",
     "main",
     "prf",
+    "sample_posts",
     "throughput",
     "tune_thresholds",
 ]
@@ -180,18 +181,25 @@ def _DECISION_THEMES(themes: ThemeSet) -> ThemeSet:
     return dataclasses.replace(fixed, scoring=dataclasses.replace(fixed.scoring, at_least_one=False))
 
 
-def five_kb_texts(count: int) -> list[tuple[str, str]]:
-    """Return `count` (title, text) pairs of about 5 KB cut from the bundled blog posts."""
+def sample_posts() -> list[tuple[str, str]]:
+    """Return (title, Markdown body without front matter) of each bundled blog post."""
     posts: list[tuple[str, str]] = []
     for path in sorted((SAMPLE_DIR / "articles").glob("*.md")):
         body = path.read_text(encoding="utf-8")
         if body.startswith("---"):
             body = body.split("---", 2)[-1]
-        body = body.strip()
+        posts.append((path.stem.replace("-", " "), body.strip()))
+    return posts
+
+
+def five_kb_texts(count: int) -> list[tuple[str, str]]:
+    """Return `count` (title, text) pairs of about 5 KB cut from the bundled blog posts."""
+    posts: list[tuple[str, str]] = []
+    for title, body in sample_posts():
         for start in range(0, max(1, len(body) - 5000), 5000):
             chunk = body[start : start + 5000]
             if len(chunk) >= 4000:
-                posts.append((path.stem.replace("-", " "), chunk))
+                posts.append((title, chunk))
     if not posts:
         raise SystemExit("no bundled articles found in sample/articles")
     return [posts[i % len(posts)] for i in range(count)]
