@@ -15,7 +15,6 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pyarrow as pa
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NONE as NO_CACHE
@@ -121,9 +120,6 @@ def store_batch_task(database: str, run_id: str, processed: list[Processed],
 def nightly_ingest(config_path: str | None = None) -> dict[str, object]:
     """Poll every feed, store tonight's new articles, and record the run."""
     settings = load_settings(config_path)
-    # Arrow's default pool (jemalloc) keeps what each batch freed, so the process grew by
-    # about a batch of pages per batch; the system allocator gives it back.
-    pa.set_memory_pool(pa.system_memory_pool())
     # Two nights must never write at once; a second run waits, then stops with WriterBusy.
     with nightly_writer(settings.database_path, settings.storage.lock_wait_seconds):
         summary = begin_run(settings)

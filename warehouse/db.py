@@ -114,6 +114,13 @@ def open_database(
         raise WarehouseError(f"{path}: no database yet (run `newsmon run` or `newsmon demo` first)")
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
+        # Writers (the night, backfill, retag) build Arrow tables batch after batch. Arrow's
+        # default pool (jemalloc) kept what each batch freed, and a night's process grew by
+        # megabytes per batch; the system allocator gives it back. Imported here: readers
+        # such as `newsmon query` never load Arrow.
+        import pyarrow as pa
+
+        pa.set_memory_pool(pa.system_memory_pool())
     deadline = time.monotonic() + lock_wait_seconds
     delay = 0.02
     while True:
