@@ -9,9 +9,10 @@ measures in one run:
   (b) a second run with nothing new (goal: <= 5 % of the first, zero article fetches);
   (c) peak memory (RSS) of the run's process tree (goal: <= 400 MB).
 
-Both nightly runs happen in one child process (whose whole process tree is sampled for RSS):
-the first run's time includes Prefect's ephemeral start-up, the second does not need one. The
-flows' own durations (from the `runs` table) are printed too.
+Both nightly runs happen in one child process, as `newsmon run` runs them (whose whole
+process tree is sampled): the first run's time includes starting Prefect's ephemeral API, the
+second does not need one. The flows' own durations (from the `runs` table) are printed too.
+The bare loop runs before and after the nights; the baseline is their mean.
 
 Usage: .venv/bin/python -m bench.ingest [--articles 2000] [--feeds 20] [--hosts 20]
 """
@@ -46,30 +47,41 @@ def baseline_seconds(pages: list[Path]) -> float:
 
 
 def child(config: str) -> None:
-    """Run the nightly flow twice in this process and print each call's wall time."""
+    """Run the nightly flow twice in this process, as `newsmon run` does, and print each
+    call's wall time; the first includes starting Prefect's ephemeral API."""
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
     from flows.nightly import nightly_ingest
+    from newsmon.prefect_api import flow_api
 
     times = []
-    for night in range(2):
-        start = time.perf_counter()
-        summary = nightly_ingest(config_path=config)
-        times.append(time.perf_counter() - start)
-        if summary["status"] != "completed":
-            raise SystemExit(f"run failed: {summary}")
-        if night == 0:
-            # Let the parent read the server's request count between the two nights.
-            print("FIRST_DONE", flush=True)
-            sys.stdin.readline()
+    start = time.perf_counter()
+    with flow_api():
+        for night in range(2):
+            summary = nightly_ingest(config_path=config)
+            times.append(time.perf_counter() - start)
+            if summary["status"] != "completed":
+                raise SystemExit(f"run failed: {summary}")
+            if night == 0:
+                # Let the parent read the server's request count between the two nights.
+                print("FIRST_DONE", flush=True)
+                sys.stdin.readline()
+                start = time.perf_counter()
     print("TIMES " + json.dumps(times), flush=True)
 
 
 def _is_prefect_server(process: psutil.Process) -> bool:
-    try:
-        return any("prefect" in part and "server" in part for part in process.cmdline()) or any(
-            part == "uvicorn" or part.endswith("/uvicorn") for part in process.cmdline())
-    except psutil.Error:
-        return False
+    command = process.cmdline()
+    return any("prefect" in part and "server" in part for part in command) or any(
+        part == "uvicorn" or part.endswith("/uvicorn") for part in command)
+
+
+def _pss(pid: int) -> int:
+    """Return a process's proportional set size in bytes (smaps_rollup: the kernel sums it)."""
+    with open(f"/proc/{pid}/smaps_rollup", encoding="ascii") as rollup:
+        for line in rollup:
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) * 1024
+    return 0
 
 
 def run_measured(config: Path, between: Callable[[], None]) -> tuple[
@@ -77,41 +89,55 @@ def run_measured(config: Path, between: Callable[[], None]) -> tuple[
     """Run two nights in a child process, calling `between` after the first; return
     (wall seconds per run, peak memory figures in MB, CPU seconds per role, exit code).
 
-    Memory: the flow process's RSS; the pipeline's PSS (flow process plus extraction workers,
-    shared pages counted once); and Prefect's ephemeral API server on its own."""
+    Memory: the flow process's RSS (sampled every 0.1 s); the pipeline's PSS (flow process
+    plus extraction workers, shared pages counted once; every 0.5 s, as reading it costs the
+    kernel more); and Prefect's API server on its own. CPU: per role, including this
+    benchmark's own process (the loopback site and this sampler), which competes for the
+    same two cores."""
     proc = subprocess.Popen([sys.executable, "-m", "bench.ingest", "--child", str(config)], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert proc.stdin is not None and proc.stdout is not None
     peak = {"flow_process_rss": 0.0, "pipeline_pss": 0.0, "prefect_server_rss": 0.0}
-    # CPU seconds per process, the last value seen: how the work was shared out.
+    # CPU seconds per process, the last value seen: how the work was shared out. A process's
+    # role is fixed when first seen, since an exiting process no longer shows its command line.
     cpu_by_pid: dict[int, tuple[str, float]] = {}
+    roles: dict[int, str] = {}
+    harness = psutil.Process()
+    harness_cpu = sum(harness.cpu_times()[:2])
     done = threading.Event()
+
+    def role_of(process: psutil.Process, parent: psutil.Process) -> str:
+        if process.pid not in roles:
+            roles[process.pid] = ("flow_process" if process.pid == parent.pid
+                                  else "prefect_server" if _is_prefect_server(process)
+                                  else "extraction_workers")
+        return roles[process.pid]
 
     def sample() -> None:
         parent = psutil.Process(proc.pid)
+        tick = 0
         while not done.is_set():
             try:
                 children = parent.children(recursive=True)
-                server = [c for c in children if _is_prefect_server(c)]
-                server_pids = {c.pid for c in server}
-                for c in server:
-                    server_pids |= {g.pid for g in c.children(recursive=True)}
-                pipeline = [parent, *[c for c in children if c.pid not in server_pids]]
-                figures = {
-                    "flow_process_rss": parent.memory_info().rss,
-                    "pipeline_pss": sum(p.memory_full_info().pss for p in pipeline),
-                    "prefect_server_rss": sum(p.memory_info().rss for p in children
-                                              if p.pid in server_pids),
-                }
-                for key, value in figures.items():
-                    peak[key] = max(peak[key], value / 2**20)
+                by_role: dict[str, list[psutil.Process]] = {}
                 for process in [parent, *children]:
-                    role = ("prefect_server" if process.pid in server_pids
-                            else "flow_process" if process.pid == parent.pid else "extraction_workers")
-                    times = process.cpu_times()
+                    try:
+                        role = role_of(process, parent)
+                        times = process.cpu_times()
+                    except psutil.Error:
+                        continue
+                    by_role.setdefault(role, []).append(process)
                     cpu_by_pid[process.pid] = (role, times.user + times.system)
-            except psutil.Error:
+                peak["flow_process_rss"] = max(peak["flow_process_rss"], parent.memory_info().rss / 2**20)
+                peak["prefect_server_rss"] = max(peak["prefect_server_rss"], sum(
+                    p.memory_info().rss for p in by_role.get("prefect_server", [])) / 2**20)
+                if tick % 5 == 0:
+                    pipeline = by_role.get("flow_process", []) + by_role.get("extraction_workers", [])
+                    peak["pipeline_pss"] = max(peak["pipeline_pss"],
+                                               sum(_pss(p.pid) for p in pipeline) / 2**20)
+            except (psutil.Error, OSError):
                 pass
+            tick += 1
             time.sleep(0.1)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -133,6 +159,7 @@ def run_measured(config: Path, between: Callable[[], None]) -> tuple[
     cpu = dict.fromkeys(("flow_process", "extraction_workers", "prefect_server"), 0.0)
     for role, seconds in cpu_by_pid.values():
         cpu[role] += seconds
+    cpu["benchmark_site_and_sampler"] = sum(harness.cpu_times()[:2]) - harness_cpu
     return (times[0] if times else []), peak, cpu, proc.returncode
 
 
@@ -170,9 +197,11 @@ def main() -> None:
             print(f"site: {site.article_count} articles, {len(site.feeds)} feeds, {len(hosts)} hosts, "
                   f"{sum(p.stat().st_size for p in pages) / 2**20:.0f} MB of HTML")
 
-            base = baseline_seconds(pages)
-            print(f"baseline: trafilatura.extract() loop, 1 process: {base:.1f} s "
-                  f"({1000 * base / len(pages):.1f} ms/page)")
+            # The loop runs before and after the nights and the mean is the baseline: this
+            # machine's speed drifts by tens of percent within minutes.
+            base_before = baseline_seconds(pages)
+            print(f"baseline before: trafilatura.extract() loop, 1 process: {base_before:.1f} s "
+                  f"({1000 * base_before / len(pages):.1f} ms/page)", flush=True)
 
             config = write_demo_config(Path(tmp) / "bench.toml", database, served.base_urls[0],
                                        [(f.name, f.path) for f in site.feeds])
@@ -187,6 +216,9 @@ def main() -> None:
             counts = [served.article_requests()]
             times, peak, cpu, code = run_measured(config, lambda: counts.append(served.article_requests()))
             counts.append(served.article_requests())
+            base_after = baseline_seconds(pages)
+            print(f"baseline after: {base_after:.1f} s ({1000 * base_after / len(pages):.1f} ms/page)")
+            base = (base_before + base_after) / 2
 
         if not database.exists():
             raise SystemExit(f"the nightly run stored nothing (exit code {code})")
@@ -198,6 +230,10 @@ def main() -> None:
     first, second = (times + [float("nan"), float("nan")])[:2]
     results = {
         "baseline_s": round(base, 2),
+        "baseline_before_s": round(base_before, 2),
+        "baseline_after_s": round(base_after, 2),
+        "ratio_first_flow_vs_baseline_before_after": [round(flows[0] / b, 3) for b in (base_before, base_after)]
+        if flows else None,
         "first_run_s": round(first, 2),
         "first_flow_s": round(flows[0], 2) if flows else None,
         "ratio_first_vs_baseline": round(first / base, 3),
@@ -213,6 +249,8 @@ def main() -> None:
         "peak_pipeline_pss_mb": round(peak["pipeline_pss"]),
         "peak_prefect_server_rss_mb": round(peak["prefect_server_rss"]),
         **{f"cpu_{role}_s": round(seconds, 1) for role, seconds in cpu.items()},
+        "cpu_extraction_workers_ms_per_page": round(1000 * cpu["extraction_workers"] / max(1, len(pages)), 1),
+        "baseline_ms_per_page": round(1000 * base / max(1, len(pages)), 1),
         "exit_code": code,
     }
     print(json.dumps(results, indent=2))
@@ -224,7 +262,7 @@ def main() -> None:
           f"{results['ratio_second_flow_vs_first_flow']}")
     print(f"(c) peak memory: flow process RSS {results['peak_flow_process_rss_mb']} MB, pipeline "
           f"(flow + extraction workers) PSS {results['peak_pipeline_pss_mb']} MB (goal <= 400); "
-          f"Prefect's ephemeral API server besides: {results['peak_prefect_server_rss_mb']} MB RSS")
+          f"Prefect's API server besides: {results['peak_prefect_server_rss_mb']} MB RSS")
 
 
 if __name__ == "__main__":

@@ -14,11 +14,13 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import cast
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NONE as NO_CACHE
 from prefect.context import get_run_context
+from prefect.utilities.annotations import quote
 
 from newsmon.config import FeedConfig, FetchSettings, Settings, load_settings
 from newsmon.fetch import Fetcher
@@ -82,9 +84,9 @@ async def _fetch_batch(jobs: list[PageJob], settings: FetchSettings) -> list[Pag
 
 def fetch_pages(jobs: list[PageJob], settings: FetchSettings) -> list[PageJob]:
     """Fetch one batch of article pages concurrently, outside Prefect's result tracking."""
-    # A task's return value passes through Prefect's result handling, and a night's flow
-    # process grew by about one batch of page bodies per batch that way; so the night fetches
-    # its pages in a plain thread. Each page has its own retries (newsmon.fetch), and every
+    # Prefect keeps each task's return value until the flow ends (its run_results map the
+    # results to their states, for dependency tracking): as a task's result, every batch of
+    # page bodies would stay in memory all night. So the night fetches in a plain thread. Each page has its own retries (newsmon.fetch), and every
     # failure is recorded per article, so a task-level retry would add nothing.
     return asyncio.run(_fetch_batch(jobs, settings))
 
@@ -241,14 +243,18 @@ def ingest_articles(settings: Settings, jobs: Sequence[PageJob], summary: RunSum
             if index + 1 < len(batches):
                 pending = fetcher.submit(fetch_pages, batches[index + 1], settings.fetch)
             if runner is None:
-                processed = extract_and_tag_task(fetched, tagging, settings.extract.workers, pool)
+                # Called, not run as a task: Prefect keeps every task's return value until
+                # the flow ends, so a night of processed batches would stay in memory.
+                processed = process_batch(fetched, tagging, settings.extract.workers, pool)
             else:  # [runner] kind = "dask": the batch is shared out over the cluster's workers
                 processed = run_chunked(runner, extract_and_tag_task, fetched, "jobs",
                                         2 * settings.runner.dask_workers, tagging=tagging, workers=1)
             if storing is not None:
                 _count_stored(summary, storing.result())
+            # quote: Prefect would otherwise walk every record of the batch looking for futures.
             storing = store_batch_task.submit(
-                str(settings.database_path), summary.run_id, processed, settings.storage.lock_wait_seconds)
+                str(settings.database_path), summary.run_id, cast(list[Processed], quote(processed)),
+                settings.storage.lock_wait_seconds)
             advance(len(fetched))
         if storing is not None:
             _count_stored(summary, storing.result())

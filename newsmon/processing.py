@@ -8,6 +8,7 @@ and a Dask worker.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -88,6 +89,7 @@ _WORKER: _Worker | None = None  # one per pool process, set by the pool's initia
 def _init_worker(config: TaggingConfig) -> None:
     global _WORKER
     _WORKER = _Worker(config)
+    gc.freeze()  # the tagger lives as long as the worker: no need to scan it on every collection
 
 
 def _run_in_worker(job: PageJob) -> Processed:
@@ -112,7 +114,15 @@ def extraction_pool(config: TaggingConfig, workers: int) -> Iterator[ProcessPool
     context.set_forkserver_preload(["newsmon.processing", "newsmon.pool_preload"])
     with ProcessPoolExecutor(max_workers=workers, mp_context=context,
                              initializer=_init_worker, initargs=(config,)) as pool:
+        # Workers start on demand; asking now lets the fork server's imports and the taggers'
+        # loading overlap whatever the caller does next (the night: fetching its first batch).
+        for _ in range(workers):
+            pool.submit(_started)
         yield pool
+
+
+def _started() -> None:
+    """Nothing: submitted once per worker to make the pool start them."""
 
 
 def process_batch(jobs: Sequence[PageJob], config: TaggingConfig, workers: int,

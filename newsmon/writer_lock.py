@@ -89,7 +89,7 @@ def nightly_writer(database: Path, wait_seconds: float = DEFAULT_WAIT_SECONDS,
     with ExitStack() as stack:
         stack.enter_context(file_lock(lock_file_for(database), wait_seconds))
         if use_prefect_limit is None:
-            from newsmon.serve import configured_api_url
+            from newsmon.prefect_api import configured_api_url
 
             use_prefect_limit = configured_api_url() is not None
         if use_prefect_limit:

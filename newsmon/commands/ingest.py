@@ -29,10 +29,12 @@ def run(config: ConfigOption = None) -> None:
     """Run the nightly ingest once: poll feeds, fetch new articles, extract, tag, store."""
     settings_or_exit(config)  # a bad config fails here, in one line, before Prefect starts
     from flows.nightly import nightly_ingest
+    from newsmon.prefect_api import flow_api
 
     # The flow loads the settings itself (it also runs from deployments); without --config it
     # finds $NEWSMON_CONFIG or ./newsmon.toml the same way.
-    summary = nightly_ingest(config_path=str(config) if config else None)
+    with flow_api():
+        summary = nightly_ingest(config_path=str(config) if config else None)
     _print_summary(Console(), summary)
     if summary.get("status") != "completed":
         raise typer.Exit(1)
@@ -80,6 +82,7 @@ def demo(
     """Serve the bundled sample feeds on 127.0.0.1 and run the nightly flow against them."""
     from flows.nightly import nightly_ingest
     from newsmon.demo_site import LocalSite, build_demo_site
+    from newsmon.prefect_api import flow_api
     from warehouse.reports import articles_per_source, articles_per_theme
 
     settings_or_exit(config)  # a bad --config still fails clearly; the demo runs on its own config
@@ -96,7 +99,8 @@ def demo(
                       f"on {server.base_url}")
         demo_config = write_demo_config(folder / "newsmon.toml", database, server.base_url,
                                         [(f.name, f.path) for f in site.feeds])
-        summary = nightly_ingest(config_path=str(demo_config))
+        with flow_api():
+            summary = nightly_ingest(config_path=str(demo_config))
     _print_summary(console, summary)
 
     per_source = Table(title="Articles per source")

@@ -127,10 +127,12 @@ def backfill(
     settings_or_exit(config)
     parse_since(since)  # a bad date fails here, before Prefect starts
     from flows.backfill import backfill as backfill_flow
+    from newsmon.prefect_api import flow_api
 
-    summary = backfill_flow(since=since, config_path=str(config) if config else None,
-                            sites=list(site) if site else None, max_urls=max_urls,
-                            max_sitemaps=max_sitemaps, rediscover=rediscover, pause_seconds=pause)
+    with flow_api():
+        summary = backfill_flow(since=since, config_path=str(config) if config else None,
+                                sites=list(site) if site else None, max_urls=max_urls,
+                                max_sitemaps=max_sitemaps, rediscover=rediscover, pause_seconds=pause)
     table = Table(title=f"Backfill since {summary['since']}")
     for column in ("discovered", "considered", "stored", "duplicate", "known", "old", "irrelevant", "failed"):
         table.add_column(column, justify="right")
