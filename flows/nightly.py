@@ -86,8 +86,9 @@ def fetch_pages(jobs: list[PageJob], settings: FetchSettings) -> list[PageJob]:
     """Fetch one batch of article pages concurrently, outside Prefect's result tracking."""
     # Prefect keeps each task's return value until the flow ends (its run_results map the
     # results to their states, for dependency tracking): as a task's result, every batch of
-    # page bodies would stay in memory all night. So the night fetches in a plain thread. Each page has its own retries (newsmon.fetch), and every
-    # failure is recorded per article, so a task-level retry would add nothing.
+    # page bodies would stay in memory all night. So the night fetches in a plain thread.
+    # Each page has its own retries (newsmon.fetch), and every failure is recorded per
+    # article, so a task-level retry would add nothing.
     return asyncio.run(_fetch_batch(jobs, settings))
 
 
@@ -243,8 +244,7 @@ def ingest_articles(settings: Settings, jobs: Sequence[PageJob], summary: RunSum
             if index + 1 < len(batches):
                 pending = fetcher.submit(fetch_pages, batches[index + 1], settings.fetch)
             if runner is None:
-                # Called, not run as a task: Prefect keeps every task's return value until
-                # the flow ends, so a night of processed batches would stay in memory.
+                # Called, not run as a task, for the reason given in fetch_pages.
                 processed = process_batch(fetched, tagging, settings.extract.workers, pool)
             else:  # [runner] kind = "dask": the batch is shared out over the cluster's workers
                 processed = run_chunked(runner, extract_and_tag_task, fetched, "jobs",

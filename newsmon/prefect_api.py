@@ -208,7 +208,7 @@ class EphemeralPrefectAPI(LocalPrefectServer):
         """Return the environment Prefect gives its ephemeral API, without telemetry."""
         from prefect.settings import get_current_settings
 
-        env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+        env = dict(os.environ)
         env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
         env.update(get_current_settings().to_environment_variables(exclude_unset=True))
         env.update({"PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1",

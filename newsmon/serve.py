@@ -16,24 +16,14 @@ from typing import Any
 
 from newsmon.config import Settings
 from newsmon.errors import UserError
-from newsmon.prefect_api import (
-    LocalPrefectServer,
-    ServerError,
-    configured_api_url,
-    free_port,
-    using_api,
-)
+from newsmon.prefect_api import LocalPrefectServer, configured_api_url, using_api
 
 __all__ = [
     "DIGEST_DEPLOYMENT",
     "NIGHTLY_DEPLOYMENT",
     "WRITER_LIMIT",
-    "LocalPrefectServer",
-    "ServerError",
     "build_deployments",
-    "configured_api_url",
     "ensure_writer_limit",
-    "free_port",
     "prefect_home",
     "serve_forever",
 ]

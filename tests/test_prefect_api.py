@@ -44,7 +44,7 @@ def _probe(tmp_path: Path, **env: str) -> dict[str, object]:
     environment.update({"PREFECT_HOME": str(tmp_path / "prefect-home"),
                         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
                         "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120", **env})
-    done = subprocess.run([sys.executable, "-c", _PROBE], cwd=PROJECT_ROOT, env=environment,
+    done = subprocess.run([sys.executable, "-c", _PROBE], check=False, cwd=PROJECT_ROOT, env=environment,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
@@ -76,7 +76,7 @@ def test_a_configured_api_is_used_as_it_is(tmp_path: Path) -> None:
                         "PREFECT_API_URL": "http://127.0.0.1:9/api"})
     script = ("from newsmon.prefect_api import configured_api_url, flow_api\n"
               "with flow_api():\n    print(configured_api_url())\n")
-    done = subprocess.run([sys.executable, "-c", script], cwd=PROJECT_ROOT, env=environment,
+    done = subprocess.run([sys.executable, "-c", script], check=False, cwd=PROJECT_ROOT, env=environment,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "http://127.0.0.1:9/api"

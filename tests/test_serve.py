@@ -17,11 +17,11 @@ from typer.testing import CliRunner
 
 from newsmon.cli import app
 from newsmon.config import ScheduleSettings, Settings, StorageSettings
+from newsmon.prefect_api import LocalPrefectServer
 from newsmon.serve import (
     DIGEST_DEPLOYMENT,
     NIGHTLY_DEPLOYMENT,
     WRITER_LIMIT,
-    LocalPrefectServer,
     build_deployments,
     prefect_home,
 )
