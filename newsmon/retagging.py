@@ -90,7 +90,7 @@ def retag_database(
 ) -> RetagReport:
     """Recompute relevance, themes and entities of every stored article; swap in one transaction."""
     started = time.perf_counter()
-    with connect(path, lock_wait_seconds=lock_wait_seconds) as con:
+    with connect(path, lock_wait_seconds=lock_wait_seconds, vacuum=True) as con:
         total = sql.count_articles(con)
         sql.begin_staging(con)
         done = 0

@@ -133,3 +133,47 @@ def test_stored_url_wins_over_stored_text(db_path: Path) -> None:
     finally:
         con.close()
     assert counts(db_path)[0] == 2
+
+
+def _storage(db: Path, table: str) -> dict[int, set[int]]:
+    """Return the blocks that hold each row group of a table."""
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        rows = con.execute(
+            f"SELECT row_group_id, block_id FROM pragma_storage_info('{table}') WHERE block_id >= 0"
+        ).fetchall()
+    finally:
+        con.close()
+    blocks: dict[int, set[int]] = {}
+    for group, block in rows:
+        blocks.setdefault(group, set()).add(block)
+    return blocks
+
+
+def test_a_later_night_leaves_stored_row_groups_untouched(db_path: Path) -> None:
+    # By default DuckDB's checkpoint merged each night's rows into the table's last row group
+    # and rewrote it whole, raw HTML included: memory and time in proportion to the table.
+    page = bytes(range(256)) * 64  # 16 KB that does not compress
+    for night in range(2):
+        start_run(db_path, f"r{night}", None, NOW)
+        batch = [record(100 * night + n, html_zstd=page + bytes([n])) for n in range(20)]
+        assert store_articles(db_path, batch, f"r{night}").new == 20
+        finish_run(db_path, f"r{night}", RunCounts(articles_new=20), NOW, "completed")
+        if night == 0:
+            first_night = _storage(db_path, "pages")
+    later = _storage(db_path, "pages")
+    assert len(first_night) == 1 and len(later) == 2
+    assert later[0] == first_night[0]
+    assert counts(db_path) == (40, 40, 40, 40, 40)
+
+
+def test_a_night_that_dies_before_its_checkpoint_keeps_its_batches(db_path: Path) -> None:
+    start_run(db_path, "r1", None, NOW)
+    assert store_articles(db_path, [record(n) for n in range(5)], "r1").new == 5
+    # No finish_run: the batch is committed to the write-ahead log, not yet to the file.
+    assert Path(str(db_path) + ".wal").exists()
+    assert counts(db_path)[0] == 5
+    assert store_articles(db_path, [record(n) for n in range(8)], "r2").new == 3
+    finish_run(db_path, "r2", RunCounts(), NOW, "completed")
+    assert not Path(str(db_path) + ".wal").exists()
+    assert counts(db_path)[0] == 8
