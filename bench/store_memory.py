@@ -42,6 +42,13 @@ def sample_records(count: int = 100) -> list[ArticleRecord]:
     return records
 
 
+def _wal_size(database: Path) -> int:
+    # The night's batches stay in the write-ahead log until it reaches DuckDB's checkpoint
+    # threshold (16 MB); the run's end checkpoints it.
+    wal = database.with_name(database.name + ".wal")
+    return wal.stat().st_size if wal.exists() else 0
+
+
 def run(records: list[ArticleRecord], batches: int, every: int, keep_html: bool) -> None:
     process = psutil.Process()
     peak = [0]
@@ -75,7 +82,8 @@ def run(records: list[ArticleRecord], batches: int, every: int, keep_html: bool)
             if (batch + 1) % every == 0:
                 print(f"  {(batch + 1) * len(records):6d} articles: RSS {before / 2**20:4.0f} MB, "
                       f"+{above:4.0f} MB during the batch, {took:5.2f} s, "
-                      f"file {database.stat().st_size / 2**20:5.0f} MB", flush=True)
+                      f"file {database.stat().st_size / 2**20:5.0f} MB + WAL {_wal_size(database) / 2**20:3.0f} MB",
+                      flush=True)
         print(f"  largest rise during one batch: {worst:.0f} MB")
 
 
