@@ -102,11 +102,10 @@ def backfill(since: str, config_path: str | None = None, sites: list[str] | None
                 fetched = cast(list[PageJob], fetch_batch_task.submit(jobs, fetch_settings).result())
                 processed = extract_and_tag_task(fetched, tagging, settings.extract.workers)
                 kept, judged = judge_processed(processed, start, sources)
-                result = store.store_articles(database, kept, run_id, lock_wait=wait)
-                settled += judged + stored_outcomes(kept, result, sources)
                 errors = [ErrorRecord(url=o.url, stage="page", error=o.detail or "failed", at=now)
                           for o in judged if o.status == "failed"]
-                store.record_errors(database, run_id, errors, lock_wait=wait)
+                result = store.store_articles(database, kept, run_id, errors=errors, lock_wait=wait)
+                settled += judged + stored_outcomes(kept, result, sources)
                 tally.errors += len(errors)
             progress.record_outcomes(database, settled, now, lock_wait=wait)
             tally.add(settled)

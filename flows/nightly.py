@@ -112,8 +112,7 @@ def store_batch_task(database: str, run_id: str, processed: list[Processed],
                for p in processed if p.record is None]
     errors += [ErrorRecord(url=p.job_url, stage="page", error=p.note, at=now)
                for p in processed if p.record is not None and p.note]
-    result = store.store_articles(Path(database), records, run_id, lock_wait=lock_wait)
-    store.record_errors(Path(database), run_id, errors, lock_wait=lock_wait)
+    result = store.store_articles(Path(database), records, run_id, errors=errors, lock_wait=lock_wait)
     fallback = sum(1 for p in processed if p.record is not None and p.fallback_reason)
     failed = sum(1 for p in processed if p.record is None)
     return result, fallback, failed, len(errors)

@@ -92,11 +92,25 @@ def test_aliases_are_known(db_path: Path) -> None:
 def test_failed_batch_leaves_nothing_behind(db_path: Path) -> None:
     store_articles(db_path, [record(1)], "r")
     bad = [record(2), record(3, themes=(ThemeRow("x", 0.5, "e"), ThemeRow("x", 0.6, "e")))]
+    failure = ErrorRecord("https://news.example/a/9", "extract", "no text", NOW)
     with pytest.raises(duckdb.ConstraintException):
-        store_articles(db_path, bad, "r")
-    # The whole batch rolled back: article 2 is not half-stored.
+        store_articles(db_path, bad, "r", errors=[failure])
+    # The whole batch rolled back, its failures with it: article 2 is not half-stored.
     assert counts(db_path) == (1, 1, 1, 1, 1)
-    assert store_articles(db_path, [record(2)], "r").new == 1
+    assert _errors(db_path) == []
+    assert store_articles(db_path, [record(2)], "r", errors=[failure]).new == 1
+    assert _errors(db_path) == [("https://news.example/a/9", "extract", "no text")]
+    # A batch whose pages all failed still records its failures.
+    assert store_articles(db_path, [], "r", errors=[replace(failure, url="u")]).new == 0
+    assert len(_errors(db_path)) == 2
+
+
+def _errors(db: Path) -> list[tuple[str, str, str]]:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return con.execute("SELECT url, stage, error FROM fetch_errors ORDER BY url").fetchall()
+    finally:
+        con.close()
 
 
 def test_runs_feeds_and_errors(db_path: Path) -> None:

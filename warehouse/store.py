@@ -154,8 +154,11 @@ _ARTICLE_SCHEMA = pa.schema([
 
 
 def store_articles(path: Path, records: Sequence[ArticleRecord], run_id: str | None,
-                   *, lock_wait: float = 30.0) -> StoreResult:
-    """Store a batch in one transaction; an article whose URL or text is already stored becomes an alias."""
+                   *, errors: Sequence[ErrorRecord] = (), lock_wait: float = 30.0) -> StoreResult:
+    """Store a batch and its failures in one transaction.
+
+    An article whose URL or text is already stored becomes an alias of the stored one.
+    """
     # Within the batch, keep the first record per id and per content hash.
     seen_ids: set[str] = set()
     seen_hashes: dict[str, str] = {}
@@ -173,6 +176,7 @@ def store_articles(path: Path, records: Sequence[ArticleRecord], run_id: str | N
         seen_hashes[record.content_hash] = record.id
         unique.append(record)
     if not unique and not aliases:
+        record_errors(path, run_id, errors, lock_wait=lock_wait)
         return StoreResult(new=0, duplicate=0)
 
     staged = pa.Table.from_pylist(
@@ -197,6 +201,8 @@ def store_articles(path: Path, records: Sequence[ArticleRecord], run_id: str | N
                 [list(existing)],
             )
             _insert_children(con, new_records, aliases)
+            # In the same transaction: each open replays the WAL the night has written so far.
+            _insert_errors(con, run_id, errors)
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
@@ -278,15 +284,20 @@ def record_errors(path: Path, run_id: str | None, errors: Sequence[ErrorRecord],
     """Append failures to fetch_errors, one row each."""
     if not errors:
         return
-    table = pa.Table.from_pylist(
+    with _night(path, lock_wait) as con:
+        _insert_errors(con, run_id, errors)
+
+
+def _insert_errors(con: duckdb.DuckDBPyConnection, run_id: str | None, errors: Sequence[ErrorRecord]) -> None:
+    if not errors:
+        return
+    con.register("staged_errors", pa.Table.from_pylist(
         [{"run_id": run_id, "occurred_at": e.at, "url": e.url, "feed_url": e.feed_url, "stage": e.stage,
           "error": e.error} for e in errors],
         schema=pa.schema([("run_id", pa.string()), ("occurred_at", _TS), ("url", pa.string()),
                           ("feed_url", pa.string()), ("stage", pa.string()), ("error", pa.string())]),
-    )
-    with _night(path, lock_wait) as con:
-        con.register("staged_errors", table)
-        con.execute("INSERT INTO fetch_errors SELECT run_id, occurred_at, url, feed_url, stage, error FROM staged_errors")
+    ))
+    con.execute("INSERT INTO fetch_errors SELECT run_id, occurred_at, url, feed_url, stage, error FROM staged_errors")
 
 
 def stored_pages(path: Path, *, after_id: str = "", limit: int = 200,
