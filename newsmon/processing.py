@@ -81,7 +81,9 @@ class _Worker:
         self.config = config
         self.tagger = load_tagger(config.themes_file, kind=config.kind)
         self.gazetteer = load_gazetteer(config.entities_file)
-        self.compressor = zstandard.ZstdCompressor(level=6)
+        # zstd's default level: 0.43 ms and 24.2 KB per sample page, against 1.53 ms and
+        # 22.6 KB at level 6, on the two cores the night is short of.
+        self.compressor = zstandard.ZstdCompressor(level=3)
         self.pages_since_trim = 0
 
 
