@@ -50,11 +50,13 @@ def child(config: str) -> None:
     """Run the nightly flow twice in this process, as `newsmon run` does, and print each
     call's wall time; the first includes starting Prefect's ephemeral API."""
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
-    from flows.nightly import nightly_ingest
+    from flows.nightly import nightly_ingest, warm_up_extraction
+    from newsmon.config import load_settings
     from newsmon.prefect_api import flow_api
 
     times = []
     start = time.perf_counter()
+    warm_up_extraction(load_settings(config))
     with flow_api():
         for night in range(2):
             summary = nightly_ingest(config_path=config)

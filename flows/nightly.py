@@ -2,14 +2,15 @@
 
 Tasks are per feed and per batch of articles, never per article: a Prefect task costs
 milliseconds and a background API record each, which would dominate a night of thousands of
-articles. The batch loop fetches batch k+1 while batch k is extracted on the process pool.
+articles. The extraction processes start while the feeds are still polled, and the batch
+loop fetches batch k+1 while batch k is extracted on the process pool.
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
@@ -25,7 +26,15 @@ from prefect.utilities.annotations import quote
 from newsmon.config import FeedConfig, FetchSettings, Settings, load_settings
 from newsmon.fetch import Fetcher
 from newsmon.ingest import FeedPoll, fetch_jobs, plan_jobs, poll_feed
-from newsmon.processing import PageJob, Processed, TaggingConfig, extraction_pool, process_batch
+from newsmon.processing import (
+    PageJob,
+    Processed,
+    TaggingConfig,
+    extraction_pool,
+    process_batch,
+    start_fork_server,
+    start_workers,
+)
 from newsmon.progress import progress_bar
 from newsmon.runners import extraction_runner, run_chunked
 from newsmon.writer_lock import nightly_writer
@@ -122,13 +131,19 @@ def store_batch_task(database: str, run_id: str, processed: list[Processed],
 def nightly_ingest(config_path: str | None = None) -> dict[str, object]:
     """Poll every feed, store tonight's new articles, and record the run."""
     settings = load_settings(config_path)
+    warm_up_extraction(settings)
     # Two nights must never write at once; a second run waits, then stops with WriterBusy.
     with nightly_writer(settings.database_path, settings.storage.lock_wait_seconds):
         summary = begin_run(settings)
+        tagging = tagging_config(settings)
+        workers = pool_workers(settings)
         try:
-            polls = poll_all_feeds(settings, summary)
-            jobs = plan_new_articles(settings, polls, summary)
-            ingest_articles(settings, jobs, summary)
+            with extraction_pool(tagging, workers) as pool:
+                # The pool's processes start once a feed lists entries, while the others are
+                # still polled: a night with nothing new never starts them.
+                polls = poll_all_feeds(settings, summary, on_entries=lambda: start_workers(pool, workers))
+                jobs = plan_new_articles(settings, polls, summary)
+                ingest_articles(settings, jobs, summary, tagging, pool)
             # Only now may the feeds' new validators be kept: see poll_all_feeds.
             store.save_feed_states(settings.database_path, [p.state for p in polls],
                                    lock_wait=settings.storage.lock_wait_seconds)
@@ -140,6 +155,17 @@ def nightly_ingest(config_path: str | None = None) -> dict[str, object]:
         end_run(settings, summary)
     publish_summary(summary)
     return summary.as_dict()
+
+
+def pool_workers(settings: Settings) -> int:
+    """Return how many extraction processes the night keeps (1: it extracts in-process)."""
+    return settings.extract.workers if settings.runner.kind == "default" else 1
+
+
+def warm_up_extraction(settings: Settings) -> None:
+    """Start the extraction pool's fork server, whose imports need no one to wait for them."""
+    if pool_workers(settings) > 1:
+        start_fork_server()
 
 
 def begin_run(settings: Settings) -> RunSummary:
@@ -158,8 +184,12 @@ def begin_run(settings: Settings) -> RunSummary:
     return summary
 
 
-def poll_all_feeds(settings: Settings, summary: RunSummary) -> list[FeedPoll]:
-    """Poll each configured feed in its own task and save what they answered."""
+def poll_all_feeds(settings: Settings, summary: RunSummary,
+                   on_entries: Callable[[], None] | None = None) -> list[FeedPoll]:
+    """Poll each configured feed in its own task and save what they answered.
+
+    `on_entries` is called once, as soon as a feed comes back with entries.
+    """
     logger = get_run_logger()
     now = _now()
     states = store.load_feed_states(settings.database_path, [f.url for f in settings.feeds],
@@ -175,6 +205,9 @@ def poll_all_feeds(settings: Settings, summary: RunSummary) -> list[FeedPoll]:
                             ErrorRecord(url=feed.url, stage="feed", error=f"{type(exc).__name__}: {exc}",
                                         at=now, feed_url=feed.url))
         polls.append(poll)
+        if on_entries is not None and poll.entries:
+            on_entries()
+            on_entries = None
         line = f"{feed.name}: {poll.outcome}"
         if poll.outcome == "ok":
             line += f", {len(poll.entries)} entries" + (f" (feed is malformed: {poll.bozo_reason})"
@@ -218,24 +251,27 @@ def plan_new_articles(settings: Settings, polls: Sequence[FeedPoll], summary: Ru
     return jobs
 
 
-def ingest_articles(settings: Settings, jobs: Sequence[PageJob], summary: RunSummary) -> None:
-    """Fetch, extract, tag and store the new articles batch by batch."""
-    size = max(1, settings.extract.batch_size)
-    batches = [list(jobs[i:i + size]) for i in range(0, len(jobs), size)]
-    if not batches:
-        return
-    tagging = TaggingConfig(
+def tagging_config(settings: Settings) -> TaggingConfig:
+    """Return what the extraction workers need to know: themes, entities, extraction options."""
+    return TaggingConfig(
         themes_file=settings.themes.file or None,
         entities_file=settings.themes.entities_file or None,
         kind=settings.themes.tagger,
         fast_extraction=settings.extract.fast,
         keep_raw_html=settings.storage.keep_raw_html,
     )
+
+
+def ingest_articles(settings: Settings, jobs: Sequence[PageJob], summary: RunSummary,
+                    tagging: TaggingConfig, pool: ProcessPoolExecutor | None) -> None:
+    """Fetch, extract, tag and store the new articles batch by batch."""
+    size = max(1, settings.extract.batch_size)
+    batches = [list(jobs[i:i + size]) for i in range(0, len(jobs), size)]
+    if not batches:
+        return
     storing = None  # batch k is stored while batch k+1 is extracted; stores stay in order
     with (ThreadPoolExecutor(max_workers=1, thread_name_prefix="fetch-pages") as fetcher,
           extraction_runner(settings.runner) as runner,
-          extraction_pool(tagging, settings.extract.workers if settings.runner.kind == "default" else 1)
-          as pool,
           progress_bar("articles", len(jobs)) as advance):
         pending = fetcher.submit(fetch_pages, batches[0], settings.fetch)
         for index in range(len(batches)):

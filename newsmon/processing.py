@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import gc
 import multiprocessing
+import multiprocessing.context
+import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from multiprocessing import forkserver
 
 import zstandard
 
@@ -26,7 +29,8 @@ from parsers.text import content_hash, normalise_text
 from parsers.themes import load_tagger
 from warehouse.records import ArticleRecord, EntityRow, ThemeRow
 
-__all__ = ["PageJob", "Processed", "TaggingConfig", "extraction_pool", "process_batch", "process_one"]
+__all__ = ["PageJob", "Processed", "TaggingConfig", "extraction_pool", "process_batch", "process_one",
+           "start_fork_server", "start_workers"]
 
 
 @dataclass(frozen=True)
@@ -118,21 +122,52 @@ def process_one(job: PageJob, config: TaggingConfig) -> Processed:
 
 @contextmanager
 def extraction_pool(config: TaggingConfig, workers: int) -> Iterator[ProcessPoolExecutor | None]:
-    """Keep `workers` extraction processes, each with its tagger loaded, for a whole night."""
+    """Keep `workers` extraction processes, each with its tagger loaded, for a whole night.
+
+    The processes start with the first batch, or earlier through `start_workers`.
+    """
     if workers <= 1:
         yield None
         return
+    context = _fork_server_context()
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context,
+                             initializer=_init_worker, initargs=(config,)) as pool:
+        yield pool
+
+
+def _fork_server_context() -> multiprocessing.context.ForkServerContext:
     # forkserver: children fork from a clean single-threaded server, not from a process
     # that runs Prefect's threads, and the server preloads the heavy imports once.
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["newsmon.processing", "newsmon.pool_preload"])
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context,
-                             initializer=_init_worker, initargs=(config,)) as pool:
-        # Workers start on demand; asking now lets the fork server's imports and the taggers'
-        # loading overlap whatever the caller does next (the night: fetching its first batch).
+    return context
+
+
+def start_fork_server() -> None:
+    """Start the extraction pool's fork server now, without waiting for it.
+
+    Its imports take 3-5 s of one core; started before Prefect's API or the feed polls, they
+    are done by the time a night has pages to extract. The server lives as long as this
+    process and serves every pool it opens.
+    """
+    _fork_server_context()
+    forkserver.ensure_running()
+
+
+def start_workers(pool: ProcessPoolExecutor | None, workers: int) -> None:
+    """Start the pool's processes in the background and return at once."""
+    # Launching the first process waits for the fork server's imports (about 3 s on a cold
+    # start), and each worker then loads its tagger: done from a thread, all of it overlaps
+    # whatever the caller does next (the night: polling its feeds on the other core).
+    if pool is not None:
+        threading.Thread(target=_submit_started, args=(pool, workers), name="extraction-pool-start",
+                         daemon=True).start()
+
+
+def _submit_started(pool: ProcessPoolExecutor, workers: int) -> None:
+    with suppress(RuntimeError):  # the pool was shut down first: nothing to start
         for _ in range(workers):
             pool.submit(_started)
-        yield pool
 
 
 def _started() -> None:

@@ -111,11 +111,24 @@ def _config(tmp_path: Path, site: Site) -> Path:
     return config
 
 
-def test_night_then_rerun(prefect_harness: None, tmp_path: Path, site: Site) -> None:
+def test_night_then_rerun(prefect_harness: None, tmp_path: Path, site: Site,
+                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import flows.nightly
     from flows.nightly import nightly_ingest
 
+    # The extraction processes start while the feeds are polled, and only on a night whose
+    # feeds list entries.
+    started: list[int] = []
+    start_workers = flows.nightly.start_workers
+
+    def recording(pool: object, workers: int) -> None:
+        started.append(workers)
+        start_workers(pool, workers)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(flows.nightly, "start_workers", recording)
     config = _config(tmp_path, site)
     first = nightly_ingest(config_path=str(config))
+    assert started == [2]
     assert first["status"] == "completed"
     assert first["feeds_ok"] == 1 and first["feeds_failed"] == 1
     assert first["articles_new"] == 4
@@ -159,6 +172,7 @@ def test_night_then_rerun(prefect_harness: None, tmp_path: Path, site: Site) -> 
     assert second["status"] == "completed"
     assert second["feeds_not_modified"] == 1
     assert second["articles_new"] == 0
+    assert started == [2]
     assert {p: n for p, n in site.hits.items() if p.startswith("/articles/")} == page_hits
     con = duckdb.connect(str(tmp_path / "news.duckdb"), read_only=True)
     try:

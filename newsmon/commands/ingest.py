@@ -27,10 +27,12 @@ def register(app: typer.Typer) -> None:
 
 def run(config: ConfigOption = None) -> None:
     """Run the nightly ingest once: poll feeds, fetch new articles, extract, tag, store."""
-    settings_or_exit(config)  # a bad config fails here, in one line, before Prefect starts
-    from flows.nightly import nightly_ingest
+    settings = settings_or_exit(config)  # a bad config fails here, in one line, before Prefect starts
+    from flows.nightly import nightly_ingest, warm_up_extraction
     from newsmon.prefect_api import flow_api
 
+    # The extraction processes' imports run on the other core while Prefect's API starts.
+    warm_up_extraction(settings)
     # The flow loads the settings itself (it also runs from deployments); without --config it
     # finds $NEWSMON_CONFIG or ./newsmon.toml the same way.
     with flow_api():
