@@ -14,7 +14,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from warehouse.db import connect
+from warehouse.db import connect_during_run
 
 __all__ = [
     "Candidate",
@@ -47,7 +47,7 @@ class Outcome:
 
 def discovered_sites(path: Path, *, lock_wait: float = 30.0) -> dict[str, date]:
     """Return the sites whose sitemaps were already read, with the `since` they were read for."""
-    with connect(path, lock_wait_seconds=lock_wait, checkpoint_on_close=False) as con:
+    with connect_during_run(path, lock_wait_seconds=lock_wait) as con:
         return {site: since for site, since in con.execute("SELECT site, since FROM backfill_sites").fetchall()}
 
 
@@ -59,7 +59,7 @@ def record_discovery(path: Path, site: str, since: date, sitemaps: int,
         "url": pa.array([u for u, _ in urls], pa.string()),
         "lastmod": pa.array([m for _, m in urls], _TS),
     })
-    with connect(path, lock_wait_seconds=lock_wait, checkpoint_on_close=False) as con:
+    with connect_during_run(path, lock_wait_seconds=lock_wait) as con:
         con.execute("BEGIN TRANSACTION")
         try:
             con.register("staged_urls", staged)
@@ -94,7 +94,7 @@ def _count(con: duckdb.DuckDBPyConnection) -> int:
 def pending_urls(path: Path, sites: Sequence[str], since: datetime, limit: int,
                  *, lock_wait: float = 30.0) -> list[Candidate]:
     """Return up to `limit` pending URLs of the sites not known to be older than `since`, newest first."""
-    with connect(path, lock_wait_seconds=lock_wait, checkpoint_on_close=False) as con:
+    with connect_during_run(path, lock_wait_seconds=lock_wait) as con:
         rows = con.execute(
             """SELECT b.url, b.site, b.lastmod,
                       EXISTS (SELECT 1 FROM article_urls u WHERE u.url = b.url) AS known
@@ -119,7 +119,7 @@ def record_outcomes(path: Path, outcomes: Sequence[Outcome], at: datetime,
         "detail": pa.array([o.detail for o in outcomes], pa.string()),
         "article_id": pa.array([o.article_id for o in outcomes], pa.string()),
     })
-    with connect(path, lock_wait_seconds=lock_wait, checkpoint_on_close=False) as con:
+    with connect_during_run(path, lock_wait_seconds=lock_wait) as con:
         con.register("staged_outcomes", staged)
         con.execute(
             """UPDATE backfill_urls AS b SET status = s.status, detail = s.detail,
@@ -131,6 +131,6 @@ def record_outcomes(path: Path, outcomes: Sequence[Outcome], at: datetime,
 
 def progress_counts(path: Path, *, lock_wait: float = 30.0) -> dict[str, int]:
     """Return how many candidate URLs are in each status."""
-    with connect(path, lock_wait_seconds=lock_wait, checkpoint_on_close=False) as con:
+    with connect_during_run(path, lock_wait_seconds=lock_wait) as con:
         rows = con.execute("SELECT status, count(*) FROM backfill_urls GROUP BY status").fetchall()
     return {status: int(count) for status, count in rows}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from importlib import resources
 from pathlib import Path
 
@@ -23,6 +23,7 @@ __all__ = [
     "applied_migrations",
     "available_migrations",
     "connect",
+    "connect_during_run",
     "migrate",
     "open_database",
     "single_threaded",
@@ -199,6 +200,12 @@ def connect(
         con.close()
 
 
+def connect_during_run(path: str | Path, *, lock_wait_seconds: float = 30.0
+                       ) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
+    """Open the warehouse for one of a run's writes, left in the WAL for the run's end to checkpoint."""
+    return connect(path, lock_wait_seconds=lock_wait_seconds, checkpoint_on_close=False)
+
+
 @contextmanager
 def single_threaded(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     """Run the block's statements on one DuckDB thread, then restore the thread count."""
@@ -212,4 +219,3 @@ def single_threaded(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
         yield
     finally:
         con.execute(f"SET threads = {threads}")
-

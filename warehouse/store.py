@@ -10,15 +10,14 @@ a few large row groups per night rather than one small one per batch (see wareho
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
-from warehouse.db import connect, single_threaded
+from warehouse.db import connect, connect_during_run, single_threaded
 from warehouse.keys import require_unique
 from warehouse.records import (
     ArticleRecord,
@@ -51,16 +50,10 @@ __all__ = [
 ]
 
 
-@contextmanager
-def _night(path: Path, lock_wait: float) -> Iterator[duckdb.DuckDBPyConnection]:
-    with connect(path, lock_wait_seconds=lock_wait, checkpoint_on_close=False) as con:
-        yield con
-
-
 def start_run(path: Path, run_id: str, flow_run_id: str | None, started_at: datetime,
               *, lock_wait: float = 30.0) -> None:
     """Record a run as started; it stays 'running' with no finish time if the process dies."""
-    with _night(path, lock_wait) as con:
+    with connect_during_run(path, lock_wait_seconds=lock_wait) as con:
         con.execute(
             "INSERT INTO runs (run_id, flow_run_id, started_at, status) VALUES (?, ?, ?, 'running')"
             " ON CONFLICT DO NOTHING",
@@ -95,7 +88,7 @@ def load_feed_states(path: Path, urls: Sequence[str], *, lock_wait: float = 30.0
     """Return the stored state of the given feeds (feeds never polled are absent)."""
     if not urls:
         return {}
-    with _night(path, lock_wait) as con:
+    with connect_during_run(path, lock_wait_seconds=lock_wait) as con:
         rows = con.execute(
             f"SELECT {', '.join(_FEED_COLUMNS)} FROM feeds WHERE list_contains(?, url)", [list(urls)]
         ).fetchall()
@@ -118,7 +111,7 @@ def save_feed_states(path: Path, states: Iterable[FeedState], *, lock_wait: floa
     if table.num_rows == 0:
         return
     updates = ", ".join(f"{c} = excluded.{c}" for c in _FEED_COLUMNS[1:])
-    with _night(path, lock_wait) as con:
+    with connect_during_run(path, lock_wait_seconds=lock_wait) as con:
         con.register("staged_feeds", table)
         con.execute(
             f"INSERT INTO feeds SELECT {', '.join(_FEED_COLUMNS)} FROM staged_feeds"
@@ -131,7 +124,7 @@ def known_urls(path: Path, urls: Iterable[str], *, lock_wait: float = 30.0) -> s
     wanted = pa.table({"url": pa.array(sorted(set(urls)), pa.string())})
     if wanted.num_rows == 0:
         return set()
-    with _night(path, lock_wait) as con:
+    with connect_during_run(path, lock_wait_seconds=lock_wait) as con:
         con.register("wanted", wanted)
         rows = con.execute("SELECT w.url FROM wanted w JOIN article_urls u USING (url)").fetchall()
     return {row[0] for row in rows}
@@ -183,7 +176,7 @@ def store_articles(path: Path, records: Sequence[ArticleRecord], run_id: str | N
         [{c: getattr(r, c) for c in _ARTICLE_COLUMNS} | {"run_id": run_id} for r in unique],
         schema=_ARTICLE_SCHEMA.append(pa.field("run_id", pa.string())),
     )
-    with _night(path, lock_wait) as con, single_threaded(con):
+    with connect_during_run(path, lock_wait_seconds=lock_wait) as con, single_threaded(con):
         con.execute("BEGIN TRANSACTION")
         try:
             con.register("staged_articles", staged)
@@ -284,7 +277,7 @@ def record_errors(path: Path, run_id: str | None, errors: Sequence[ErrorRecord],
     """Append failures to fetch_errors, one row each."""
     if not errors:
         return
-    with _night(path, lock_wait) as con:
+    with connect_during_run(path, lock_wait_seconds=lock_wait) as con:
         _insert_errors(con, run_id, errors)
 
 
@@ -343,5 +336,5 @@ def save_theme_phrases(path: Path, phrases: Mapping[str, Iterable[str]], *,
     """Store the themes' key phrases, which `emerging_terms` leaves out; return how many."""
     from warehouse.queries import refresh_theme_phrases
 
-    with _night(path, lock_wait) as con:
+    with connect_during_run(path, lock_wait_seconds=lock_wait) as con:
         return refresh_theme_phrases(con, phrases)
