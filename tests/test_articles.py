@@ -10,10 +10,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import lxml.html
 import pytest
 import trafilatura
+from trafilatura.utils import load_html
 
-from parsers.articles import ExtractedArticle, decode_html, extract_article
+from parsers.articles import ExtractedArticle, decode_html, extract_article, parse_html
 
 PAGES = Path(__file__).resolve().parent.parent / "sample" / "pages"
 
@@ -131,6 +133,34 @@ def test_metadata_matches_trafilatura_own_metadata() -> None:
         same_date += (ours.published_at.date().isoformat() if ours.published_at else None) == theirs.date
     figures = f"title {same_title}, author {same_author}, date {same_date} of {len(truth)}"
     assert min(same_title, same_author, same_date) >= 0.95 * len(truth), figures
+
+
+def test_our_parse_gives_trafilatura_the_same_text_as_its_own() -> None:
+    # parse_html swaps lxml.html's Python element class lookup for the C-level one.
+    pages = sorted(PAGES.glob("*.html"))
+    assert len(pages) > 100
+    for page_file in pages:
+        html = decode_html(page_file.read_bytes())
+        ours, theirs = parse_html(html), load_html(html)
+        assert (ours is None) == (theirs is None), page_file.name
+        if ours is None or theirs is None:
+            continue
+        assert (trafilatura.extract(ours, include_comments=False)
+                == trafilatura.extract(theirs, include_comments=False)), page_file.name
+
+
+@pytest.mark.parametrize("html", [
+    "<html><body><p>A paragraph of text.</p></body></html>",
+    '<?xml version="1.0" encoding="utf-8"?><html><body><p>Declared.</p></body></html>',
+    "<p>only a fragment</p>",
+    "plain text, no markup at all",
+    "<html/><body><p>Faulty start.</p></body>",
+])
+def test_parse_html_accepts_and_rejects_what_load_html_does(html: str) -> None:
+    ours, theirs = parse_html(html), load_html(html)
+    assert (ours is None) == (theirs is None)
+    if ours is not None and theirs is not None:
+        assert lxml.html.tostring(ours) == lxml.html.tostring(theirs)
 
 
 def test_feed_date_and_author_spare_the_page_searches() -> None:
