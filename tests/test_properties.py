@@ -1,7 +1,9 @@
-"""Property tests: URL canonicalisation, date parsing and feed parsing on arbitrary input."""
+"""Property tests: URL canonicalisation, date parsing, feed parsing and text normalisation on arbitrary input."""
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from datetime import timedelta
 from urllib.parse import parse_qsl, quote, urlsplit
 
@@ -10,6 +12,7 @@ from hypothesis import strategies as st
 
 from parsers.dates import parse_date
 from parsers.feeds import FeedParseError, parse_feed
+from parsers.text import normalise_text
 from parsers.urls import canonicalize_url, is_tracking_param
 
 FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -91,3 +94,24 @@ def test_parse_feed_returns_or_raises_feed_parse_error(body: bytes) -> None:
         return
     for entry in parsed.entries:
         assert canonicalize_url(entry.url) == entry.url
+
+
+def _normalise_by_definition(text: str) -> str:
+    """normalise_text's contract, one plain step at a time."""
+    text = unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n"))
+    text = re.sub(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", " ", re.sub("[\u200b\u200c\u200d\u2060\ufeff\u00ad]", "", text))
+    lines = (re.sub(r"[^\S\n]+", " ", line).strip() for line in text.split("\n"))
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+spacey = st.text(st.one_of(
+    st.sampled_from([" ", "\n", "\r", "\t", "\x0b", "\x0c", "\x1c", "\x1f", "\x00", "\x85", "\u00a0", "\u2003",
+                     "\u2028", "\u3000", "\u200b", "\u00ad", "\ufeff", "\u0301", "e", "Z"]),
+    st.characters()), max_size=40)
+
+
+@FAST
+@given(spacey)
+def test_normalise_text_keeps_its_definition(text: str) -> None:
+    assert normalise_text(text) == _normalise_by_definition(text)
+    assert normalise_text(normalise_text(text)) == normalise_text(text)
