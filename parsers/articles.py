@@ -124,7 +124,7 @@ def decode_html(body: bytes, content_type: str | None = None) -> str:
         if label in _SINGLE_BYTE and utf8_text is not None and not body.isascii():
             # Valid multi-byte UTF-8 labelled Latin-1 is a wrong label, not Latin-1 text.
             return _repair(utf8_text)
-        text = _try_decode(body, label)
+        text = utf8_text if label == "utf-8" else _try_decode(body, label)
         if text is not None:
             return _repair(text)
     if utf8_text is not None:
