@@ -5,7 +5,8 @@ One `Fetcher` owns one `httpx.AsyncClient` and applies, to every request:
 - the address guard (`newsmon.netguard`) on every hop: redirects are followed here, not by
   httpx, so that a redirect to an internal address is refused before it is requested;
 - a global concurrency limit and a per-host limit (a host slot is taken before a global
-  one, so requests queued behind a busy host do not hold global slots);
+  one, so requests queued behind a busy host do not hold global slots), over a connection
+  pool per origin (`newsmon.host_pools`);
 - connect and read timeouts, plus a deadline per request (`page_deadline` /
   `feed_deadline`, from sending the request to the last body byte) that stops a server
   trickling its body one byte at a time. Retries and their waits come on top of it;
@@ -41,6 +42,7 @@ import httpx
 from protego import Protego
 
 from newsmon.config import FetchSettings
+from newsmon.host_pools import HostPools
 from newsmon.netguard import BlockedAddressError, Resolver, check_url_allowed, system_resolver
 
 __all__ = ["ROBOTS_TOKEN", "FeedResponse", "FetchError", "Fetcher", "PageResponse"]
@@ -183,12 +185,13 @@ class Fetcher:
             write=settings.read_timeout,
             pool=settings.connect_timeout,
         )
+        transport = self._transport or HostPools(
+            connections_per_host=max(1, settings.per_host_concurrency), verify=_tls_context())
         self._client = httpx.AsyncClient(
-            transport=self._transport,
+            transport=transport,
             verify=_tls_context(),
             follow_redirects=False,
             timeout=timeout,
-            limits=httpx.Limits(max_connections=max(1, settings.concurrency) + 1),
             headers={"User-Agent": settings.user_agent, "Accept-Encoding": _accept_encoding()},
         )
         return self

@@ -177,6 +177,7 @@ class LocalSite:
         self._counts: Counter[str] = Counter()
         self._etags: dict[Path, tuple[int, int, str]] = {}
         self._connections: set[socket.socket] = set()
+        self._connections_accepted = 0
         self._thread: threading.Thread | None = None
         self._server = _Server((host, port), self)
         bound_port = self._server.server_address[1]
@@ -247,6 +248,11 @@ class LocalSite:
         with self._lock:
             return sum(n for path, n in self._counts.items() if path.endswith((".html", ".htm")))
 
+    def connections(self) -> tuple[int, int]:
+        """Return (connections accepted in all, connections open now)."""
+        with self._lock:
+            return self._connections_accepted, len(self._connections)
+
     def _count(self, path: str) -> None:
         with self._lock:
             self._counts[path] += 1
@@ -255,6 +261,7 @@ class LocalSite:
         with self._lock:
             if opened:
                 self._connections.add(conn)
+                self._connections_accepted += 1
             else:
                 self._connections.discard(conn)
 
