@@ -35,7 +35,8 @@ from newsmon.paths import SAMPLE_DIR
 
 pytestmark = pytest.mark.slow
 
-# Big real pages, so that extracting a batch of three takes a while even on a fast machine.
+# Big real pages, so that extracting a batch of three takes a while even on a fast machine
+# (batch 1's are made bigger still, see _heavier).
 PAGES = ["chefkoch.de.mandarinen.html", "outdoor-magazin.com-vanlife.html",
          "dailymail.co.uk.food.html", "latercera.com-laagenda.html", "correctiv.org.zusage.html",
          "mein-mmo.de-MMORPG.html"]
@@ -69,8 +70,16 @@ def site() -> Iterator[Site]:
                   "description": f"Feed text of article {i}."} for i in range(6)]
         server.route("/feed.xml", respond(rss_feed("Crash feed", items), "application/rss+xml"))
         for i, name in enumerate(PAGES):
-            server.route(f"/a/{i}", respond((SAMPLE_DIR / "pages" / name).read_bytes()))
+            page = (SAMPLE_DIR / "pages" / name).read_bytes()
+            server.route(f"/a/{i}", respond(_heavier(page) if f"/a/{i}" in BATCH_1 else page))
         yield Site(server)
+
+
+def _heavier(page: bytes, times: int = 6) -> bytes:
+    """Repeat a page's body: batch 1 then takes seconds of CPU to extract, not a fraction of one."""
+    start = page.index(b">", page.lower().index(b"<body")) + 1
+    end = page.lower().rindex(b"</body>")
+    return page[:end] + page[start:end] * (times - 1) + page[end:]
 
 
 def _config(tmp_path: Path, site: Site) -> Path:
