@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,7 +25,7 @@ from prefect.utilities.annotations import quote
 
 from newsmon.config import FeedConfig, FetchSettings, Settings, load_settings
 from newsmon.fetch import Fetcher
-from newsmon.ingest import FeedPoll, fetch_jobs, plan_jobs, poll_feed
+from newsmon.ingest import FeedPoll, PageFetchLoop, fetch_jobs, plan_jobs, poll_feed
 from newsmon.processing import (
     PageJob,
     Processed,
@@ -89,16 +89,6 @@ async def fetch_batch_task(jobs: list[PageJob], settings: FetchSettings) -> list
 async def _fetch_batch(jobs: list[PageJob], settings: FetchSettings) -> list[PageJob]:
     async with Fetcher(settings) as fetcher:
         return await fetch_jobs(fetcher, jobs)
-
-
-def fetch_pages(jobs: list[PageJob], settings: FetchSettings) -> list[PageJob]:
-    """Fetch one batch of article pages concurrently, outside Prefect's result tracking."""
-    # Prefect keeps each task's return value until the flow ends (its run_results map the
-    # results to their states, for dependency tracking): as a task's result, every batch of
-    # page bodies would stay in memory all night. So the night fetches in a plain thread.
-    # Each page has its own retries (newsmon.fetch), and every failure is recorded per
-    # article, so a task-level retry would add nothing.
-    return asyncio.run(_fetch_batch(jobs, settings))
 
 
 @task(name="extract-and-tag", cache_policy=NO_CACHE)
@@ -270,16 +260,20 @@ def ingest_articles(settings: Settings, jobs: Sequence[PageJob], summary: RunSum
     if not batches:
         return
     storing = None  # batch k is stored while batch k+1 is extracted; stores stay in order
-    with (ThreadPoolExecutor(max_workers=1, thread_name_prefix="fetch-pages") as fetcher,
+    # Pages are fetched and extracted outside Prefect tasks: Prefect keeps each task's return
+    # value until the flow ends (its run_results map results to states, for dependency
+    # tracking), so every batch of page bodies would stay in memory all night. Each page has
+    # its own retries (newsmon.fetch) and every failure is recorded per article, so a task's
+    # retry would add nothing.
+    with (PageFetchLoop(settings.fetch) as pages,
           extraction_runner(settings.runner) as runner,
           progress_bar("articles", len(jobs)) as advance):
-        pending = fetcher.submit(fetch_pages, batches[0], settings.fetch)
+        pending = pages.fetch(batches[0])
         for index in range(len(batches)):
             fetched = pending.result()
             if index + 1 < len(batches):
-                pending = fetcher.submit(fetch_pages, batches[index + 1], settings.fetch)
+                pending = pages.fetch(batches[index + 1])
             if runner is None:
-                # Called, not run as a task, for the reason given in fetch_pages.
                 processed = process_batch(fetched, tagging, settings.extract.workers, pool)
             else:  # [runner] kind = "dask": the batch is shared out over the cluster's workers
                 processed = run_chunked(runner, extract_and_tag_task, fetched, "jobs",

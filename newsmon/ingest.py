@@ -7,9 +7,14 @@ kept here so it reads in one place.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import asyncio
+import threading
+from collections.abc import Coroutine, Iterable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Any, Self, TypeVar
 
 from newsmon.config import FeedConfig, FetchSettings
 from newsmon.fetch import Fetcher, FetchError, PageResponse
@@ -18,7 +23,9 @@ from parsers.feeds import FeedEntry, FeedParseError, body_hash, parse_feed
 from parsers.urls import article_id
 from warehouse.store import ErrorRecord, FeedState
 
-__all__ = ["FeedPoll", "fetch_jobs", "needs_unconditional_fetch", "plan_jobs", "poll_feed"]
+__all__ = ["FeedPoll", "PageFetchLoop", "fetch_jobs", "needs_unconditional_fetch", "plan_jobs", "poll_feed"]
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -130,3 +137,68 @@ async def fetch_jobs(fetcher: Fetcher, jobs: Sequence[PageJob]) -> list[PageJob]
         else:
             fetched.append(replace(job, fetch_error=str(response.reason)))
     return fetched
+
+
+class PageFetchLoop:
+    """Fetch a night's batches of pages over one Fetcher, on an event loop in its own thread.
+
+    One Fetcher for the whole night rather than one per batch: robots.txt, DNS answers and
+    open connections carry over from batch to batch, so a site is asked for its robots.txt
+    once a night and its pages reuse the connections already open. The caller stays
+    synchronous: `fetch` returns a future, so the next batch downloads while this one is
+    extracted.
+    """
+
+    def __init__(self, settings: FetchSettings) -> None:
+        self._settings = settings
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._fetcher: Fetcher | None = None
+
+    def __enter__(self) -> Self:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="fetch-pages", daemon=True)
+        self._thread.start()
+        fetcher = Fetcher(self._settings)
+        try:
+            self._run(fetcher.__aenter__()).result()
+        except BaseException:
+            self._stop()
+            raise
+        self._fetcher = fetcher
+        return self
+
+    def fetch(self, jobs: Sequence[PageJob]) -> Future[list[PageJob]]:
+        """Start fetching a batch; the future gives each job with its page or its error."""
+        if self._fetcher is None:
+            raise RuntimeError("use PageFetchLoop inside 'with'")
+        return self._run(fetch_jobs(self._fetcher, jobs))
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        try:
+            if self._fetcher is not None:
+                self._run(self._close(self._fetcher)).result()
+        finally:
+            self._fetcher = None
+            self._stop()
+
+    def _run(self, coroutine: Coroutine[Any, Any, _T]) -> Future[_T]:
+        assert self._loop is not None
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+
+    @staticmethod
+    async def _close(fetcher: Fetcher) -> None:
+        # A night that stops early (an error, Ctrl-C) may leave a batch downloading.
+        unfinished = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in unfinished:
+            task.cancel()
+        await asyncio.gather(*unfinished, return_exceptions=True)
+        await fetcher.__aexit__(None, None, None)
+
+    def _stop(self) -> None:
+        if self._loop is not None and self._thread is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join()
+            self._loop.close()
+        self._loop = self._thread = None
