@@ -185,11 +185,12 @@ class Fetcher:
             write=settings.read_timeout,
             pool=settings.connect_timeout,
         )
+        tls = _tls_context()  # the pools' and, for proxies taken from the environment, the client's
         transport = self._transport or HostPools(
-            connections_per_host=max(1, settings.per_host_concurrency), verify=_tls_context())
+            connections_per_host=max(1, settings.per_host_concurrency), verify=tls)
         self._client = httpx.AsyncClient(
             transport=transport,
-            verify=_tls_context(),
+            verify=tls,
             follow_redirects=False,
             timeout=timeout,
             headers={"User-Agent": settings.user_agent, "Accept-Encoding": _accept_encoding()},
