@@ -1,8 +1,8 @@
 """Measure article extraction quality and speed on sample/pages against bare trafilatura.
 
-Bare trafilatura runs with its own XPath expressions; newsmon's run with the guarded ones
-(parsers.xpath_guards). The last part times extract_article with and without the guards, in
-alternating rounds so that the machine's drift falls on both alike.
+Bare trafilatura runs with its own XPath expressions; newsmon's run with the rewritten ones
+(parsers.xpath_rewrites). The last part times extract_article with and without the rewrites,
+in alternating rounds so that the machine's drift falls on both alike.
 
 Usage: .venv/bin/python -m bench.extraction [--rounds 6]
 """
@@ -19,7 +19,7 @@ from typing import Any
 
 import trafilatura
 
-from parsers import xpath_guards
+from parsers import xpath_rewrites
 from parsers.articles import extract_article
 
 PAGES = Path(__file__).resolve().parent.parent / "sample" / "pages"
@@ -59,41 +59,41 @@ def evaluate(name: str, run: Callable[[bytes, dict[str, Any]], str]) -> None:
 def main() -> None:
     """Run the comparison."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=6, help="rounds of the guards' A/B (0: skip it)")
+    parser.add_argument("--rounds", type=int, default=6, help="rounds of the rewrites' A/B (0: skip it)")
     args = parser.parse_args()
     # htmldate/dateparser build their locale tables on first use (seconds, once per process);
     # pay that before timing so the figures are per page in a warm worker.
     first = min(PAGES.glob("*.html")).read_bytes()
     extract_article(first, "https://example.com/")
     trafilatura.extract(first)
-    xpath_guards.uninstall()
+    xpath_rewrites.uninstall()
     evaluate("trafilatura.extract(raw)", lambda body, page: trafilatura.extract(body) or "")
-    xpath_guards.install()
+    xpath_rewrites.install()
     evaluate("extract_article fast=False",
              lambda body, page: extract_article(body, str(page["url"] or "")).text)
     evaluate("extract_article fast=True",
              lambda body, page: extract_article(body, str(page["url"] or ""), fast=True).text)
     if args.rounds > 0:
-        compare_guards(args.rounds)
+        compare_rewrites(args.rounds)
 
 
-def compare_guards(rounds: int) -> None:
-    """Print extract_article's CPU time per page without and with the XPath guards."""
+def compare_rewrites(rounds: int) -> None:
+    """Print extract_article's CPU time per page without and with the XPath rewrites."""
     bodies = [page.read_bytes() for page in sorted(PAGES.glob("*.html"))]
     times: dict[bool, list[float]] = {False: [], True: []}
     for round_number in range(rounds):
-        for guards in ((False, True) if round_number % 2 == 0 else (True, False)):
-            (xpath_guards.install if guards else xpath_guards.uninstall)()
+        for rewrites in ((False, True) if round_number % 2 == 0 else (True, False)):
+            (xpath_rewrites.install if rewrites else xpath_rewrites.uninstall)()
             start = time.process_time()
             for body in bodies:
                 extract_article(body, "https://example.com/")
-            times[guards].append(1000 * (time.process_time() - start) / len(bodies))
-    xpath_guards.install()
-    ratios = [with_guards / without for with_guards, without in zip(times[True], times[False], strict=True)]
+            times[rewrites].append(1000 * (time.process_time() - start) / len(bodies))
+    xpath_rewrites.install()
+    ratios = [with_rewrites / without for with_rewrites, without in zip(times[True], times[False], strict=True)]
     print("extract_article CPU ms/page, round by round:")
     print("  trafilatura's XPath: " + " ".join(f"{t:5.2f}" for t in times[False]))
-    print("  guarded XPath:       " + " ".join(f"{t:5.2f}" for t in times[True]))
-    print(f"  guarded / trafilatura's, per round: {' '.join(f'{r:.3f}' for r in ratios)}; "
+    print("  rewritten XPath:     " + " ".join(f"{t:5.2f}" for t in times[True]))
+    print(f"  rewritten / trafilatura's, per round: {' '.join(f'{r:.3f}' for r in ratios)}; "
           f"median {statistics.median(ratios):.3f}")
 
 

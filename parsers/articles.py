@@ -30,16 +30,16 @@ from trafilatura.metadata import (
 from trafilatura.settings import Document, set_date_params
 from trafilatura.utils import is_dubious_html, repair_faulty_html
 
-from parsers import xpath_guards
+from parsers import xpath_rewrites
 from parsers.bylines import find_byline
 from parsers.dates import parse_date
 from parsers.text import normalise_text
 
 __all__ = ["ExtractedArticle", "decode_html", "extract_article", "parse_html", "warm_up"]
 
-# trafilatura's expressions, rewritten to skip regex calls whose answer is known: the same
-# elements selected in fewer instructions (parsers.xpath_guards).
-xpath_guards.install()
+# trafilatura's XPath expressions, rewritten to select the same elements in fewer
+# instructions (parsers.xpath_rewrites).
+xpath_rewrites.install()
 
 _HEAD_BYTES = 8192
 _META_CHARSET_RE = re.compile(
