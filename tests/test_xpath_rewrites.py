@@ -8,6 +8,7 @@ from pathlib import Path
 import lxml.html
 import pytest
 from lxml.etree import XPath
+from trafilatura import settings as trafilatura_settings
 from trafilatura import xpaths as trafilatura_xpaths
 from trafilatura.utils import load_html
 
@@ -43,10 +44,14 @@ EDGE_CASES = """<html><body>
 
 
 def swapped_expressions() -> Iterator[tuple[str, XPath, XPath]]:
-    for name, value in vars(trafilatura_xpaths).items():
-        if isinstance(value, list) and value and all(isinstance(v, XPath) for v in value):
-            for index, original in enumerate(value):
-                yield f"{name}[{index}]", original, rewritten(original)
+    # Every expression trafilatura defines: lists in xpaths, single ones in settings.
+    for module in (trafilatura_xpaths, trafilatura_settings):
+        for name, value in vars(module).items():
+            if isinstance(value, XPath):
+                yield name, value, rewritten(value)
+            elif isinstance(value, list) and value and all(isinstance(v, XPath) for v in value):
+                for index, original in enumerate(value):
+                    yield f"{name}[{index}]", original, rewritten(original)
 
 
 @pytest.fixture()
@@ -117,7 +122,7 @@ def test_edge_cases_are_selected_at_all(originals: None) -> None:
     selected = {element.text_content() for _, original, _ in swapped_expressions()
                 for element in original(tree) if isinstance(element, lxml.html.HtmlElement)}
     assert {"class first", "id first", "hidden by id", "byline", "comments by id", "nested", "one", "two",
-            "teaser in a caption"} <= selected
+            "teaser in a caption", "cookie", "cookie id"} <= selected
 
 
 def test_install_swaps_and_uninstall_restores() -> None:
