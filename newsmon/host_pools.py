@@ -3,8 +3,9 @@
 httpcore's pool checks every connection it holds (a system call each, to see whether the
 server closed it) whenever a request starts or ends. One pool for a night's many hosts
 therefore cost more per page the more hosts it had met: fetching 2,000 pages from 20 hosts
-over one client took 2.8-3.0 CPU-seconds through one pool and 1.6-1.7 through a pool per host. A pool per origin
-also matches the per-host limit: it never holds more connections than that limit needs.
+over one client took 2.8-3.0 CPU-seconds through one pool and 1.6-1.7 through a pool per
+host. A pool per origin also matches the per-host limit: it never holds more connections
+than that limit needs.
 
 Pools of hosts that are done with are closed, oldest first, once more than `max_hosts` are
 open, so a night over hundreds of hosts does not keep hundreds of idle sockets.

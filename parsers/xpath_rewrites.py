@@ -130,6 +130,7 @@ def install() -> None:
             return
         _SWAP.done = True
         replacements: dict[int, XPath] = {}
+        lists_done: set[int] = set()  # lists are shared between modules (from .xpaths import ...)
         for name in _MODULES:
             importlib.import_module(name)
         for name, module in list(sys.modules.items()):
@@ -141,12 +142,10 @@ def install() -> None:
                     if new is not value:
                         _SWAP.attributes.append((module, attribute, value))
                         setattr(module, attribute, new)
-                elif isinstance(value, list) and value and all(isinstance(v, XPath) for v in value):
-                    # Lists are shared between modules (from .xpaths import ...): swapped in
-                    # place once, and seen again through the other modules as already done.
+                elif (isinstance(value, list) and value and id(value) not in lists_done
+                      and all(isinstance(v, XPath) for v in value)):
+                    lists_done.add(id(value))
                     for index, item in enumerate(value):
-                        if any(item is new for new in replacements.values()):
-                            continue
                         new = _replacement(replacements, item)
                         if new is not item:
                             _SWAP.list_items.append((value, index, item))
